@@ -1,0 +1,4 @@
+//! Rebuild when migrations change, so `sqlx::migrate!` embeds new files.
+fn main() {
+    println!("cargo:rerun-if-changed=migrations");
+}

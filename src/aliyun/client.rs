@@ -1,0 +1,371 @@
+//! One Alibaba Cloud account's RPC client: builds requests the way the
+//! official SDK sends them (POST, parameters in the query, empty body), signs
+//! each attempt fresh, waits for the account's rate limit, and retries what is
+//! worth retrying. Returns the raw success body; parsing belongs to `dts`.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::RngExt as _;
+
+use super::credentials::{CredentialsProvider, Environment};
+use super::endpoint;
+use super::error::{ApiError, ErrorClass, ErrorEnvelope, describe_transport_error};
+use super::signing::{self, V1Common, V3Common};
+use crate::config::{AccountConfig, PollConfig, SignatureVersion};
+use crate::ratelimit::RateLimiter;
+
+/// Retry policy for one call.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Total tries for errors that back off.
+    pub attempts: u32,
+    pub base: Duration,
+    pub max: Duration,
+}
+
+/// Full-jitter exponential backoff: uniform in `[0, min(max, base·2^retry)]`.
+/// `unit` is a random number in `[0, 1)`; pure so it can be tested as a table.
+pub fn backoff_delay(retry: u32, base: Duration, max: Duration, unit: f64) -> Duration {
+    let ceiling = base
+        .checked_mul(2u32.saturating_pow(retry.min(20)))
+        .unwrap_or(max)
+        .min(max);
+    ceiling.mul_f64(unit.clamp(0.0, 1.0))
+}
+
+/// One API operation to call.
+#[derive(Debug, Clone)]
+pub struct ApiCall {
+    pub action: &'static str,
+    pub version: &'static str,
+    pub region: String,
+    pub params: Vec<(String, String)>,
+}
+
+/// A successful answer and how hard it was to get.
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    pub body: Vec<u8>,
+    pub request_id: Option<String>,
+    pub attempts: u32,
+    /// Codes of the errors that were retried before success.
+    pub retried: Vec<String>,
+}
+
+/// A failed call: the final error plus the retried ones before it.
+#[derive(Debug, Clone)]
+pub struct ApiFailure {
+    pub error: ApiError,
+    pub attempts: u32,
+    pub retried: Vec<String>,
+}
+
+pub struct AliyunClient {
+    http: reqwest::Client,
+    account: String,
+    endpoint: Option<String>,
+    signature: SignatureVersion,
+    credentials: CredentialsProvider,
+    limiter: RateLimiter,
+    retry: RetryPolicy,
+    timeout: Duration,
+}
+
+impl AliyunClient {
+    pub fn new(
+        account: &AccountConfig,
+        poll: &PollConfig,
+        env: &Environment,
+    ) -> Result<Self, ApiError> {
+        let http = reqwest::Client::builder()
+            .timeout(poll.timeout)
+            .connect_timeout(poll.timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("dtswatch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ApiError::Network(describe_transport_error(e)))?;
+        Ok(Self {
+            credentials: CredentialsProvider::new(&account.credentials, env, http.clone()),
+            http,
+            account: account.name.clone(),
+            endpoint: account.endpoint.clone(),
+            signature: account.signature,
+            limiter: RateLimiter::per_second(account.max_rps),
+            retry: RetryPolicy {
+                attempts: poll.attempts,
+                base: poll.backoff,
+                max: poll.max_backoff,
+            },
+            timeout: poll.timeout,
+        })
+    }
+
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// Calls the API, retrying throttling, 5xx and timeouts with backoff and
+    /// stale nonces, timestamps and tokens once.
+    pub async fn call(&self, call: &ApiCall) -> Result<ApiResponse, ApiFailure> {
+        let mut attempts = 0;
+        let mut backoff_retries = 0;
+        let mut fresh_retry_used = false;
+        let mut retried = Vec::new();
+        loop {
+            attempts += 1;
+            let outcome = self.attempt(call).await;
+            let (error, retry_after) = match outcome {
+                Ok((body, request_id)) => {
+                    return Ok(ApiResponse {
+                        body,
+                        request_id,
+                        attempts,
+                        retried,
+                    });
+                }
+                Err(e) => e,
+            };
+            let class = error.class();
+            let wait = if class.backs_off() && backoff_retries + 1 < self.retry.attempts {
+                backoff_retries += 1;
+                let jittered = backoff_delay(
+                    backoff_retries - 1,
+                    self.retry.base,
+                    self.retry.max,
+                    rand::rng().random::<f64>(),
+                );
+                Some(
+                    retry_after
+                        .map(|r| r.min(self.retry.max))
+                        .unwrap_or(jittered),
+                )
+            } else if class.retries_fresh_once() && !fresh_retry_used {
+                fresh_retry_used = true;
+                if class == ErrorClass::TokenExpired {
+                    self.credentials.invalidate().await;
+                }
+                Some(Duration::ZERO)
+            } else {
+                None
+            };
+            match wait {
+                Some(delay) => {
+                    tracing::debug!(
+                        account = %self.account,
+                        action = call.action,
+                        code = error.code(),
+                        attempt = attempts,
+                        delay_ms = delay.as_millis() as u64,
+                        "retrying DTS call"
+                    );
+                    retried.push(error.code().to_string());
+                    tokio::time::sleep(delay).await;
+                }
+                None => {
+                    return Err(ApiFailure {
+                        error,
+                        attempts,
+                        retried,
+                    });
+                }
+            }
+        }
+    }
+
+    /// One signed request. On error also returns `x-acs-retry-after` if the server sent it.
+    async fn attempt(
+        &self,
+        call: &ApiCall,
+    ) -> Result<(Vec<u8>, Option<String>), (ApiError, Option<Duration>)> {
+        let creds = self
+            .credentials
+            .get()
+            .await
+            .map_err(|e| (ApiError::Credentials(e), None))?;
+        self.limiter.acquire().await;
+        let base = endpoint::base_url(self.endpoint.as_deref(), &call.region);
+        let nonce = uuid::Uuid::new_v4().to_string();
+        let timestamp = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let token = creds.security_token.as_ref().map(|t| t.expose());
+        let mut request = match self.signature {
+            SignatureVersion::V1 => {
+                let query = signing::sign_v1(
+                    "POST",
+                    call.params.clone(),
+                    &V1Common {
+                        action: call.action,
+                        version: call.version,
+                        access_key_id: &creds.access_key_id,
+                        security_token: token,
+                        nonce: &nonce,
+                        timestamp: &timestamp,
+                    },
+                    creds.access_key_secret.expose(),
+                );
+                self.http
+                    .post(format!("{base}/?{}", signing::canonical_query(&query)))
+                    .header("x-acs-action", call.action)
+                    .header("x-acs-version", call.version)
+            }
+            SignatureVersion::V3 => {
+                let url = format!("{base}/?{}", signing::canonical_query(&call.params));
+                let host = host_header(&url);
+                let headers = signing::sign_v3(
+                    "POST",
+                    &call.params,
+                    b"",
+                    &V3Common {
+                        host: &host,
+                        action: call.action,
+                        version: call.version,
+                        access_key_id: &creds.access_key_id,
+                        security_token: token,
+                        nonce: &nonce,
+                        date: &timestamp,
+                    },
+                    creds.access_key_secret.expose(),
+                );
+                let mut builder = self.http.post(url).header("accept", "application/json");
+                for (name, value) in headers.into_iter().filter(|(n, _)| n != "host") {
+                    builder = builder.header(name, value);
+                }
+                builder
+            }
+        };
+        request = request.timeout(self.timeout);
+        let response = request
+            .send()
+            .await
+            .map_err(|e| (self.transport_error(e), None))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("x-acs-retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis);
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| (self.transport_error(e), retry_after))?
+            .to_vec();
+        interpret(status, body).map_err(|e| (e, retry_after))
+    }
+
+    fn transport_error(&self, error: reqwest::Error) -> ApiError {
+        if error.is_timeout() {
+            ApiError::Timeout(self.timeout)
+        } else {
+            ApiError::Network(describe_transport_error(error))
+        }
+    }
+}
+
+/// `host[:port]` as reqwest sends it in the Host header.
+fn host_header(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            _ => String::new(),
+        },
+        Err(_) => String::new(),
+    }
+}
+
+/// Decides what an HTTP answer means. Pure: status + body in, body or typed error out.
+pub fn interpret(status: u16, body: Vec<u8>) -> Result<(Vec<u8>, Option<String>), ApiError> {
+    let envelope: Result<ErrorEnvelope, _> = serde_json::from_slice(&body);
+    match envelope {
+        Ok(envelope) if status >= 400 || envelope.is_explicit_failure() => {
+            Err(envelope.into_error(status))
+        }
+        Ok(envelope) => Ok((body, envelope.request_id())),
+        Err(_) if status >= 400 => Err(ApiError::Api {
+            code: format!("HTTP{status}"),
+            message: snippet(&body),
+            status,
+            request_id: None,
+            recommend: None,
+        }),
+        Err(e) => Err(ApiError::Malformed {
+            status,
+            detail: format!("{e} in {}", snippet(&body)),
+            request_id: None,
+        }),
+    }
+}
+
+/// The start of a body, for error messages.
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return "an empty body".to_string();
+    }
+    let mut out: String = trimmed.chars().take(120).collect();
+    if trimmed.chars().count() > 120 {
+        out.push('…');
+    }
+    format!("`{}`", super::error::redact(&out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_capped_exponential_with_full_jitter() {
+        let base = Duration::from_millis(500);
+        let max = Duration::from_secs(10);
+        assert_eq!(backoff_delay(0, base, max, 1.0), Duration::from_millis(500));
+        assert_eq!(backoff_delay(1, base, max, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff_delay(3, base, max, 1.0), Duration::from_secs(4));
+        assert_eq!(backoff_delay(10, base, max, 1.0), max);
+        assert_eq!(backoff_delay(3, base, max, 0.5), Duration::from_secs(2));
+        assert_eq!(backoff_delay(3, base, max, 0.0), Duration::ZERO);
+        assert_eq!(backoff_delay(u32::MAX, base, max, 1.0), max);
+    }
+
+    #[test]
+    fn http_200_with_success_false_is_an_error() {
+        let body =
+            br#"{"Success":false,"ErrCode":"InvalidJobId","ErrMessage":"bad job","RequestId":"R"}"#
+                .to_vec();
+        let error = interpret(200, body).unwrap_err();
+        assert_eq!(error.code(), "InvalidJobId");
+        assert_eq!(error.class(), ErrorClass::Client);
+    }
+
+    #[test]
+    fn error_codes_decide_not_statuses() {
+        let body = br#"{"RequestId":"R","HostId":"dts.aliyuncs.com","Code":"Throttling.User","Message":"Request was denied due to user flow control."}"#.to_vec();
+        assert_eq!(
+            interpret(400, body).unwrap_err().class(),
+            ErrorClass::Throttled
+        );
+        let html = b"<html>502 Bad Gateway</html>".to_vec();
+        let error = interpret(502, html).unwrap_err();
+        assert_eq!(error.class(), ErrorClass::Server);
+        assert_eq!(error.code(), "HTTP502");
+    }
+
+    #[test]
+    fn a_200_that_is_not_json_is_malformed() {
+        let error = interpret(200, b"{\"JobSteps\": [".to_vec()).unwrap_err();
+        assert_eq!(error.class(), ErrorClass::Malformed);
+        assert!(error.to_string().contains("unreadable response"), "{error}");
+    }
+
+    #[test]
+    fn success_returns_the_body_and_request_id() {
+        let (body, request_id) = interpret(
+            200,
+            br#"{"Success":true,"RequestId":"abc","JobSteps":[]}"#.to_vec(),
+        )
+        .unwrap();
+        assert!(!body.is_empty());
+        assert_eq!(request_id.as_deref(), Some("abc"));
+    }
+}

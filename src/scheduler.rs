@@ -1,0 +1,130 @@
+//! When each job is polled: its cron schedule (the global one unless the job
+//! overrides it) shifted by a small deterministic per-job offset, so that a
+//! thousand jobs on `*/30 * * * * *` do not all fire in the same millisecond.
+//! Pure: every function takes `now`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::CronSchedule;
+
+/// A stable offset in `[0, max)` derived from the job id (FNV-1a), so restarts keep it.
+pub fn jitter_for(job_id: &str, max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in job_id.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let max_ms = max.as_millis().max(1) as u64;
+    Duration::from_millis(hash % max_ms)
+}
+
+/// The gap between two consecutive ticks after `now` (the schedule's period, for regular schedules).
+pub fn period(schedule: &CronSchedule, now: DateTime<Utc>) -> Option<Duration> {
+    let mut ticks = schedule.schedule.after(&now);
+    let first = ticks.next()?;
+    let second = ticks.next()?;
+    (second - first).to_std().ok()
+}
+
+/// The jitter actually used: at most `max`, and at most half the schedule's period.
+pub fn effective_jitter(
+    job_id: &str,
+    schedule: &CronSchedule,
+    max: Duration,
+    now: DateTime<Utc>,
+) -> Duration {
+    let cap = period(schedule, now).map(|p| p / 2).unwrap_or(max).min(max);
+    jitter_for(job_id, cap)
+}
+
+/// The first fire time strictly after `now`: a cron tick plus the job's jitter.
+pub fn next_fire(
+    schedule: &CronSchedule,
+    jitter: Duration,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let jitter = chrono::Duration::from_std(jitter).ok()?;
+    schedule
+        .schedule
+        .after(&(now - jitter))
+        .next()
+        .map(|tick| tick + jitter)
+        .filter(|fire| *fire > now)
+        .or_else(|| {
+            schedule
+                .schedule
+                .after(&now)
+                .next()
+                .map(|tick| tick + jitter)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn jitter_is_stable_and_bounded() {
+        let max = Duration::from_secs(2);
+        let a = jitter_for("dtsjob1", max);
+        assert_eq!(a, jitter_for("dtsjob1", max));
+        assert!(a < max);
+        let distinct: std::collections::BTreeSet<_> = (0..100)
+            .map(|i| jitter_for(&format!("job{i}"), max))
+            .collect();
+        assert!(
+            distinct.len() > 50,
+            "offsets spread out: {}",
+            distinct.len()
+        );
+        assert_eq!(jitter_for("x", Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn fires_on_ticks_shifted_by_jitter() {
+        let schedule = CronSchedule::parse("*/30 * * * * *").unwrap();
+        let jitter = Duration::from_millis(1500);
+        let now = at("2026-11-30T10:00:00Z");
+        assert_eq!(
+            next_fire(&schedule, jitter, now),
+            Some(at("2026-11-30T10:00:01.500Z"))
+        );
+        let later = at("2026-11-30T10:00:01.500Z");
+        assert_eq!(
+            next_fire(&schedule, jitter, later),
+            Some(at("2026-11-30T10:00:31.500Z"))
+        );
+    }
+
+    #[test]
+    fn a_long_sleep_fires_once_at_the_next_tick_not_for_every_missed_one() {
+        let schedule = CronSchedule::parse("*/30 * * * * *").unwrap();
+        let woke = at("2026-11-30T13:07:10Z");
+        assert_eq!(
+            next_fire(&schedule, Duration::ZERO, woke),
+            Some(at("2026-11-30T13:07:30Z"))
+        );
+    }
+
+    #[test]
+    fn jitter_never_exceeds_half_the_period() {
+        let schedule = CronSchedule::parse("* * * * * *").unwrap();
+        let now = at("2026-11-30T10:00:00Z");
+        assert_eq!(period(&schedule, now), Some(Duration::from_secs(1)));
+        for i in 0..50 {
+            assert!(
+                effective_jitter(&format!("j{i}"), &schedule, Duration::from_secs(10), now)
+                    < Duration::from_millis(500)
+            );
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! `dtswatch check-config` as a user runs it: the real binary, real files, exit codes.
+
+use std::process::Command;
+
+use crate::helpers::fixture;
+
+fn check(path: &std::path::Path) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_dtswatch"))
+        .args(["check-config", "-c"])
+        .arg(path)
+        .env_remove("DTSWATCH_TEST_UNSET_AK")
+        .output()
+        .expect("dtswatch runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_mistake_is_reported_with_its_position() {
+    let path = fixture("config/six_mistakes.toml");
+    let (code, _, stderr) = check(&path);
+    assert_eq!(code, 2, "{stderr}");
+    let file = path.display().to_string();
+    let expected = [
+        ":3:13: storage.retention: `days` is not a duration unit",
+        ":6:12: poll.schedule: `*/30 * * * *  *  * *` is not a cron expression",
+        ":7:1: [poll]: unknown field `timout`",
+        ":11:17: environment variable `DTSWATCH_TEST_UNSET_AK` is not set",
+        ":25:7: channel `mail`: tls = \"none\" sends the password in clear text",
+        ":33:13: rule `lag`: unknown channel `pager`",
+        ":36:8: duplicate rule `lag`",
+    ];
+    for line in expected {
+        assert!(
+            stderr.contains(&format!("{file}{line}")),
+            "missing `{line}` in:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("7 problem(s) found"), "{stderr}");
+}
+
+#[test]
+fn syntax_errors_and_later_mistakes_are_reported_together() {
+    let path = fixture("config/syntax_error.toml");
+    let (code, _, stderr) = check(&path);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains(":2:27: invalid basic string"), "{stderr}");
+    assert!(
+        stderr.contains(":3:15: poll.concurrency must be at least 1"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_example_and_demo_configs_pass() {
+    for name in ["dtswatch.example.toml", "demo.toml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config")
+            .join(name);
+        let (code, stdout, stderr) = check(&path);
+        assert_eq!(code, 0, "{name}: {stderr}");
+        assert!(stdout.contains(": ok"), "{stdout}");
+        assert!(stdout.contains("rule(s)"), "{stdout}");
+    }
+}
+
+#[test]
+fn a_missing_file_is_a_config_error() {
+    let (code, _, stderr) = check(std::path::Path::new("/nonexistent/dtswatch.toml"));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("cannot read config file"), "{stderr}");
+}

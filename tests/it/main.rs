@@ -1,0 +1,7 @@
+//! One integration-test binary: every test talks to real peers on 127.0.0.1
+//! (the DTS simulator, a metadata service, …) and real files in temp dirs.
+
+mod check_config;
+mod client;
+mod helpers;
+mod simulator;
