@@ -11,13 +11,14 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::aliyun::{AliyunClient, Environment};
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, OutputFormat};
 use crate::config::{self, Config, ConfigErrors};
-use crate::dts::JobSnapshot;
 use crate::output;
-use crate::poll;
+use crate::poll::{self, RecordOnly, Recorder};
+use crate::report;
 use crate::scheduler;
 use crate::sim::{self, Simulator};
+use crate::store::{self, Store};
 
 /// The demo's config, also shipped as `config/demo.toml` for people to copy.
 pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
@@ -65,6 +66,23 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Err(errors) => Ok(report_config_errors(&errors)),
         },
         Command::Demo { interval } => demo(interval, shutdown_signal()).await,
+        Command::Status => match config::load(&cli.config) {
+            Ok(config) => {
+                let store = open_store(&config).await?;
+                print!("{}", report::status(&store).await?);
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(errors) => Ok(report_config_errors(&errors)),
+        },
+        Command::History {
+            job,
+            since,
+            format,
+            all,
+        } => match config::load(&cli.config) {
+            Ok(config) => history(&config, &job, since, format, all).await,
+            Err(errors) => Ok(report_config_errors(&errors)),
+        },
         Command::Simulator { listen, scenario } => simulator(listen, scenario.as_deref()).await,
     }
 }
@@ -102,21 +120,32 @@ async fn shutdown_signal() {
     }
 }
 
-/// Polls every configured job once and prints the steps.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    Store::open(&config.storage.path)
+        .await
+        .with_context(|| format!("opening the database {}", config.storage.path.display()))
+}
+
+/// Polls every configured job once, records what it saw, and prints the steps.
 pub async fn once(config: &Config, env: &Environment) -> anyhow::Result<ExitCode> {
     let clients = Clients::build(config, env)?;
+    let recorder = Recorder::new(open_store(config).await?);
     let mut rows = Vec::new();
     let mut failures = 0;
-    let results = futures_poll_all(config, &clients).await;
-    for (job, result) in config.jobs.iter().zip(results) {
+    for (job, (at, duration, result)) in config.jobs.iter().zip(poll_all(config, &clients).await) {
+        recorder
+            .record(job, "config", at, duration, &result, &RecordOnly)
+            .await
+            .with_context(|| format!("recording the poll of {}", job.id))?;
         match result {
             Ok(fetched) => rows.extend(output::snapshot_rows(job, &fetched.snapshot)),
-            Err(message) => {
+            Err(failure) => {
                 failures += 1;
                 eprintln!(
-                    "{} ({}): poll failed: {message}",
+                    "{} ({}): poll failed: {}",
                     job.display_name(),
-                    job.id
+                    job.id,
+                    failure.error
                 );
             }
         }
@@ -129,10 +158,39 @@ pub async fn once(config: &Config, env: &Environment) -> anyhow::Result<ExitCode
     })
 }
 
-async fn futures_poll_all(
+async fn history(
     config: &Config,
-    clients: &Clients,
-) -> Vec<Result<crate::dts::api::Fetched, String>> {
+    job: &str,
+    since: std::time::Duration,
+    format: OutputFormat,
+    all: bool,
+) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    let mut conn = store.pool().acquire().await?;
+    let Some(row) = store::jobs::find(&mut conn, job).await? else {
+        eprintln!("no job `{job}` in the database (use its DTS job id or name)");
+        return Ok(ExitCode::FAILURE);
+    };
+    drop(conn);
+    let since = chrono::Utc::now()
+        - chrono::Duration::from_std(since).unwrap_or_else(|_| chrono::Duration::days(36500));
+    let entries = report::timeline(&store, &row, since, all).await?;
+    match format {
+        OutputFormat::Text => print!("{}", report::render_timeline(&row, &entries)),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&entries)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A poll's end time, duration and result.
+type Polled = (
+    chrono::DateTime<chrono::Utc>,
+    std::time::Duration,
+    Result<crate::dts::api::Fetched, crate::aliyun::ApiFailure>,
+);
+
+/// Polls every configured job concurrently (bounded by `poll.concurrency`), results in job order.
+async fn poll_all(config: &Config, clients: &Clients) -> Vec<Polled> {
     let semaphore = Arc::new(tokio::sync::Semaphore::new(config.poll.concurrency));
     let mut tasks = Vec::new();
     for job in &config.jobs {
@@ -140,20 +198,35 @@ async fn futures_poll_all(
         let job = job.clone();
         let semaphore = semaphore.clone();
         tasks.push(tokio::spawn(async move {
-            let _permit = semaphore.acquire_owned().await.map_err(|e| e.to_string())?;
-            let client =
-                client.ok_or_else(|| format!("no client for account `{}`", job.account))?;
-            poll::fetch(&client, &job)
-                .await
-                .map_err(|f| f.error.to_string())
+            let _permit = semaphore.acquire_owned().await;
+            let started = std::time::Instant::now();
+            let result = match client {
+                Some(client) => poll::fetch(&client, &job).await,
+                None => Err(crate::aliyun::ApiFailure {
+                    error: crate::aliyun::ApiError::Credentials(format!(
+                        "no client for account `{}`",
+                        job.account
+                    )),
+                    attempts: 0,
+                    retried: Vec::new(),
+                }),
+            };
+            (chrono::Utc::now(), started.elapsed(), result)
         }));
     }
     let mut results = Vec::new();
     for task in tasks {
-        results.push(
-            task.await
-                .unwrap_or_else(|e| Err(format!("poll task failed: {e}"))),
-        );
+        results.push(task.await.unwrap_or_else(|e| {
+            (
+                chrono::Utc::now(),
+                std::time::Duration::ZERO,
+                Err(crate::aliyun::ApiFailure {
+                    error: crate::aliyun::ApiError::Network(format!("poll task failed: {e}")),
+                    attempts: 0,
+                    retried: Vec::new(),
+                }),
+            )
+        }));
     }
     results
 }
@@ -165,27 +238,54 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let clients = Arc::new(Clients::build(&config, &env)?);
+    let recorder = Arc::new(Recorder::new(open_store(&config).await?));
     let cancel = CancellationToken::new();
-    tracing::info!(jobs = config.jobs.len(), "dtswatch started");
-    let poller = poll_forever(
-        Arc::new(config),
-        clients,
+    tracing::info!(jobs = config.jobs.len(), database = %config.storage.path.display(), "dtswatch started");
+    let config = Arc::new(config);
+    let retention = tokio::spawn(prune_forever(
+        recorder.store().clone(),
+        config.clone(),
         cancel.clone(),
-        |job, result| match result {
-            Ok(fetched) => {
-                tracing::info!(job = %job.id, steps = fetched.snapshot.steps.len(), "polled")
-            }
-            Err(message) => tracing::warn!(job = %job.id, error = %message, "poll failed"),
-        },
-    );
+    ));
+    let poller = poll_forever(config, clients, recorder, cancel.clone(), |job, report| {
+        if !report.changes.is_empty() {
+            tracing::info!(job = %job.id, changes = report.changes.len(), "steps changed");
+        }
+    });
     tokio::select! {
         _ = poller => {},
         _ = shutdown => {
             tracing::info!("shutting down");
-            cancel.cancel();
         }
     }
+    cancel.cancel();
+    let _ = retention.await;
     Ok(())
+}
+
+/// Prunes old rows every `storage.prune_interval`.
+async fn prune_forever(store: Store, config: Arc<Config>, cancel: CancellationToken) {
+    loop {
+        let cutoff = chrono::Utc::now()
+            - chrono::Duration::from_std(config.storage.retention)
+                .unwrap_or_else(|_| chrono::Duration::days(30));
+        match store::retention::prune(&store, cutoff).await {
+            Ok(pruned) if pruned != store::retention::Pruned::default() => {
+                tracing::info!(
+                    polls = pruned.polls,
+                    snapshots = pruned.snapshots,
+                    step_states = pruned.step_states,
+                    "pruned old rows"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning failed; will try again"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(config.storage.prune_interval) => {}
+        }
+    }
 }
 
 /// A job, its schedule and jitter, its next fire time, and whether a poll is in flight.
@@ -197,14 +297,16 @@ type ScheduleEntry = (
     Arc<std::sync::atomic::AtomicBool>,
 );
 
-/// Polls each job on its cron schedule (plus jitter) until cancelled, calling `report` with each result.
+/// Polls each job on its cron schedule (plus jitter) until cancelled, recording
+/// every poll and calling `report` with what each one amounted to.
 async fn poll_forever<F>(
     config: Arc<Config>,
     clients: Arc<Clients>,
+    recorder: Arc<Recorder>,
     cancel: CancellationToken,
     report: F,
 ) where
-    F: Fn(&config::JobConfig, Result<&crate::dts::api::Fetched, String>) + Send + Sync + 'static,
+    F: Fn(&config::JobConfig, &poll::PollReport) + Send + Sync + 'static,
 {
     let report = Arc::new(report);
     let semaphore = Arc::new(tokio::sync::Semaphore::new(config.poll.concurrency));
@@ -248,13 +350,37 @@ async fn poll_forever<F>(
                 tracing::warn!(job = %job.id, "previous poll still running; skipping this tick");
                 continue;
             }
-            let (job, busy, semaphore, report) =
-                (job.clone(), busy.clone(), semaphore.clone(), report.clone());
+            let (job, busy, semaphore, report, recorder) = (
+                job.clone(),
+                busy.clone(),
+                semaphore.clone(),
+                report.clone(),
+                recorder.clone(),
+            );
             let client = clients.get(&job.account).cloned();
             tokio::spawn(async move {
                 if let (Ok(_permit), Some(client)) = (semaphore.acquire_owned().await, client) {
+                    let started = std::time::Instant::now();
                     let result = poll::fetch(&client, &job).await;
-                    report(&job, result.as_ref().map_err(|f| f.error.to_string()));
+                    if let Err(failure) = &result {
+                        tracing::warn!(job = %job.id, error = %failure.error, attempts = failure.attempts, "poll failed");
+                    }
+                    match recorder
+                        .record(
+                            &job,
+                            "config",
+                            chrono::Utc::now(),
+                            started.elapsed(),
+                            &result,
+                            &RecordOnly,
+                        )
+                        .await
+                    {
+                        Ok(poll_report) => report(&job, &poll_report),
+                        Err(e) => {
+                            tracing::error!(job = %job.id, error = %e, "could not record the poll")
+                        }
+                    }
                 }
                 busy.store(false, std::sync::atomic::Ordering::SeqCst);
             });
@@ -289,12 +415,12 @@ pub async fn demo(interval: u64, shutdown: impl Future<Output = ()>) -> anyhow::
     let config = config::parse(DEMO_CONFIG, Path::new("config/demo.toml"), &env)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let clients = Clients::build(&config, &Environment::default())?;
+    let recorder = Recorder::new(open_store(&config).await?);
     println!(
         "dtswatch demo: simulator on {}, polling {} job(s) every {interval}s",
         simulator.endpoint(),
         config.jobs.len()
     );
-    let mut previous: HashMap<String, JobSnapshot> = HashMap::new();
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(interval.max(1)));
     tokio::pin!(shutdown);
     let mut extra_rounds = 1;
@@ -303,22 +429,30 @@ pub async fn demo(interval: u64, shutdown: impl Future<Output = ()>) -> anyhow::
             _ = &mut shutdown => break,
             _ = ticker.tick() => {}
         }
-        let results = futures_poll_all(&config, &clients).await;
-        for (job, result) in config.jobs.iter().zip(results) {
-            match result {
-                Ok(fetched) => {
-                    if previous.get(&job.id) != Some(&fetched.snapshot) {
-                        print!(
-                            "{}",
-                            output::table(
-                                &output::SNAPSHOT_HEADER,
-                                &output::snapshot_rows(job, &fetched.snapshot)
-                            )
-                        );
-                        previous.insert(job.id.clone(), fetched.snapshot);
-                    }
-                }
-                Err(message) => println!("{}: poll failed: {message}", job.display_name()),
+        for (job, (at, duration, result)) in
+            config.jobs.iter().zip(poll_all(&config, &clients).await)
+        {
+            let report = recorder
+                .record(job, "config", at, duration, &result, &RecordOnly)
+                .await?;
+            if let Err(failure) = &result {
+                println!(
+                    "{}  {}: poll failed: {}",
+                    report::local_time(at),
+                    job.display_name(),
+                    failure.error
+                );
+            }
+            for change in report
+                .changes
+                .iter()
+                .filter(|c| !c.is_volatile() || report.first)
+            {
+                println!(
+                    "{}  {}: {change}",
+                    report::local_time(at),
+                    job.display_name()
+                );
             }
         }
         if simulator.scenario_finished() {
@@ -328,6 +462,9 @@ pub async fn demo(interval: u64, shutdown: impl Future<Output = ()>) -> anyhow::
             extra_rounds -= 1;
         }
     }
+    println!();
+    print!("{}", report::status(recorder.store()).await?);
+    recorder.store().close().await;
     let _ = std::fs::remove_dir_all(&workdir);
     println!("dtswatch demo: scenario finished");
     Ok(ExitCode::SUCCESS)

@@ -35,6 +35,16 @@ pub enum LogFormat {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(text)
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon: poll on schedule, alert, deliver.
@@ -48,6 +58,21 @@ pub enum Command {
         /// Seconds between polls.
         #[arg(long, default_value_t = 1)]
         interval: u64,
+    },
+    /// Every job's last poll, steps and firing alerts (reads the database only).
+    Status,
+    /// The timeline of changes, poll failures and alerts of one job.
+    History {
+        /// DTS job id or name.
+        job: String,
+        /// How far back, e.g. 30m, 24h, 7d.
+        #[arg(long, default_value = "24h", value_parser = parse_duration_arg)]
+        since: std::time::Duration,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+        /// Include latency and progress changes.
+        #[arg(long)]
+        all: bool,
     },
     /// Serve the DTS simulator on an address until Ctrl-C.
     Simulator {

@@ -1,9 +1,21 @@
-//! One poll of one job: fetch its steps through the account's client. The
-//! store/diff/rules stages hang off the result.
+//! One poll of one job, end to end: fetch its steps, then record what was
+//! seen in one SQLite transaction (the poll row, the snapshot, and what the
+//! rules make of it), diffing against the previous successful poll. The
+//! previous snapshot is kept in memory and reloaded from the database after
+//! a restart, so the first poll after a restart diffs like any other.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use crate::aliyun::{AliyunClient, ApiFailure};
 use crate::config::JobConfig;
+use crate::diff::{self, Change};
+use crate::dts::JobSnapshot;
 use crate::dts::api::{self, Fetched, ListJobStepRequest};
+use crate::store::snapshots::{self, StoredStep};
+use crate::store::{Store, StoreError, Tx, jobs, polls};
 
 /// The `ListJobStep` request for a configured job.
 pub fn request(job: &JobConfig) -> ListJobStepRequest<'_> {
@@ -16,7 +28,226 @@ pub fn request(job: &JobConfig) -> ListJobStepRequest<'_> {
 }
 
 pub async fn fetch(client: &AliyunClient, job: &JobConfig) -> Result<Fetched, ApiFailure> {
-    let span = tracing::info_span!("poll", job = %job.id, account = %job.account);
-    let _entered = span.enter();
     api::list_job_step(client, &request(job)).await
+}
+
+/// The last successful poll of a job, as the next diff's baseline.
+#[derive(Debug, Clone)]
+struct Baseline {
+    snapshot: JobSnapshot,
+    structure: Vec<StoredStep>,
+    snapshot_id: i64,
+    volatile: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+struct JobMemory {
+    row: i64,
+    config: JobConfig,
+    baseline: Option<Baseline>,
+}
+
+/// What one recorded poll amounted to.
+#[derive(Debug, Clone)]
+pub struct PollReport {
+    pub poll_id: i64,
+    pub job_row: i64,
+    /// Empty for a failed poll (a failed poll is unknown, not "nothing changed").
+    pub changes: Vec<Change>,
+    pub snapshot: Option<JobSnapshot>,
+    /// True when this poll's snapshot is the first ever stored for the job.
+    pub first: bool,
+}
+
+/// Writes polls, keeping each job's baseline in memory.
+pub struct Recorder {
+    store: Store,
+    memory: tokio::sync::Mutex<HashMap<String, JobMemory>>,
+}
+
+/// What the rest of the pipeline writes in the poll's transaction (alert state, outbox rows).
+pub trait Followup {
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        report: &'a PollReport,
+        result: Result<&'a Fetched, &'a ApiFailure>,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'a;
+}
+
+/// No follow-up: record polls and snapshots only.
+pub struct RecordOnly;
+
+impl Followup for RecordOnly {
+    async fn write(
+        &self,
+        _: &mut Tx,
+        _: &PollReport,
+        _: Result<&Fetched, &ApiFailure>,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+impl Recorder {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            memory: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Records one poll (its result, `duration` long, finished at `at`) and what `followup` makes of it, atomically.
+    pub async fn record<F: Followup>(
+        &self,
+        job: &JobConfig,
+        source: &str,
+        at: DateTime<Utc>,
+        duration: Duration,
+        result: &Result<Fetched, ApiFailure>,
+        followup: &F,
+    ) -> Result<PollReport, StoreError> {
+        let remembered = self.memory.lock().await.get(&job.id).cloned();
+        let mut tx = self.store.begin().await?;
+        let memory = match remembered {
+            Some(m) if m.config == *job => m,
+            _ => {
+                let row = jobs::ensure(&mut tx, job, source, at).await?;
+                let baseline = load_baseline(&mut tx, row).await?;
+                JobMemory {
+                    row,
+                    config: job.clone(),
+                    baseline,
+                }
+            }
+        };
+        let duration_ms = duration.as_millis().min(i64::MAX as u128) as i64;
+        let (report, new_baseline) = match result {
+            Ok(fetched) => {
+                let (structure, volatile) = snapshots::split(&fetched.snapshot);
+                let volatile = snapshots::encode_volatile(&volatile);
+                let previous = memory.baseline.as_ref();
+                let snapshot_id = match previous {
+                    Some(b) if b.structure == structure => b.snapshot_id,
+                    _ => snapshots::save_structure(&mut tx, &structure).await?,
+                };
+                let unchanged_volatile = previous
+                    .is_some_and(|b| b.snapshot_id == snapshot_id && b.volatile == volatile);
+                let poll_id = polls::insert(
+                    &mut tx,
+                    &polls::NewPoll {
+                        job: memory.row,
+                        at,
+                        duration_ms,
+                        outcome: "ok",
+                        error_code: None,
+                        error_text: None,
+                        request_id: fetched.request_id.as_deref(),
+                        attempts: fetched.attempts,
+                        snapshot: Some(snapshot_id),
+                        volatile: (!unchanged_volatile).then_some(volatile.as_slice()),
+                    },
+                )
+                .await?;
+                let report = PollReport {
+                    poll_id,
+                    job_row: memory.row,
+                    changes: diff::diff(previous.map(|b| &b.snapshot), &fetched.snapshot),
+                    snapshot: Some(fetched.snapshot.clone()),
+                    first: previous.is_none(),
+                };
+                let baseline = Baseline {
+                    snapshot: fetched.snapshot.clone(),
+                    structure,
+                    snapshot_id,
+                    volatile,
+                };
+                (report, Some(baseline))
+            }
+            Err(failure) => {
+                let text = failure.error.to_string();
+                let poll_id = polls::insert(
+                    &mut tx,
+                    &polls::NewPoll {
+                        job: memory.row,
+                        at,
+                        duration_ms,
+                        outcome: failure.error.class().as_str(),
+                        error_code: Some(failure.error.code()),
+                        error_text: Some(&text),
+                        request_id: failure.error.request_id(),
+                        attempts: failure.attempts,
+                        snapshot: None,
+                        volatile: None,
+                    },
+                )
+                .await?;
+                let report = PollReport {
+                    poll_id,
+                    job_row: memory.row,
+                    changes: Vec::new(),
+                    snapshot: None,
+                    first: false,
+                };
+                (report, None)
+            }
+        };
+        followup.write(&mut tx, &report, result.as_ref()).await?;
+        tx.commit().await?;
+        // Only a committed poll moves the baseline.
+        let mut updated = memory;
+        if let Some(baseline) = new_baseline {
+            updated.baseline = Some(baseline);
+        }
+        self.memory.lock().await.insert(job.id.clone(), updated);
+        Ok(report)
+    }
+
+    /// Forgets what is cached about a job (after it is retired, or to force a reload).
+    pub async fn forget(&self, job_id: &str) {
+        self.memory.lock().await.remove(job_id);
+    }
+}
+
+/// The job's latest successful poll as a baseline, from the database.
+async fn load_baseline(tx: &mut Tx, job_row: i64) -> Result<Option<Baseline>, StoreError> {
+    let Some(last) = polls::last_ok(tx, job_row).await? else {
+        return Ok(None);
+    };
+    let Some(snapshot_id) = last.snapshot else {
+        return Ok(None);
+    };
+    let structure = snapshots::load_structure(tx, snapshot_id).await?;
+    let volatile = polls::volatile_at(tx, job_row, last.id)
+        .await?
+        .unwrap_or_default();
+    let snapshot = snapshots::join(&structure, &snapshots::decode_volatile(&volatile)?)?;
+    Ok(Some(Baseline {
+        snapshot,
+        structure,
+        snapshot_id,
+        volatile,
+    }))
+}
+
+/// The snapshot a stored successful poll saw.
+pub async fn stored_snapshot(
+    conn: &mut sqlx::SqliteConnection,
+    poll: &polls::PollRow,
+) -> Result<Option<JobSnapshot>, StoreError> {
+    let Some(snapshot_id) = poll.snapshot else {
+        return Ok(None);
+    };
+    let structure = snapshots::load_structure(conn, snapshot_id).await?;
+    let volatile = polls::volatile_at(conn, poll.job, poll.id)
+        .await?
+        .unwrap_or_default();
+    Ok(Some(snapshots::join(
+        &structure,
+        &snapshots::decode_volatile(&volatile)?,
+    )?))
 }

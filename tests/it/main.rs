@@ -2,6 +2,8 @@
 //! (the DTS simulator, a metadata service, …) and real files in temp dirs.
 
 mod check_config;
+mod cli;
 mod client;
 mod helpers;
 mod simulator;
+mod store;
