@@ -11,10 +11,10 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::aliyun::{AliyunClient, Environment};
-use crate::cli::{Cli, Command, OutputFormat};
+use crate::cli::{Cli, Command, OutputFormat, SilenceAction};
 use crate::config::{self, Config, ConfigErrors};
 use crate::output;
-use crate::poll::{self, RecordOnly, Recorder};
+use crate::poll::{self, Alerting, Recorder};
 use crate::report;
 use crate::scheduler;
 use crate::sim::{self, Simulator};
@@ -84,6 +84,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Err(errors) => Ok(report_config_errors(&errors)),
         },
         Command::Simulator { listen, scenario } => simulator(listen, scenario.as_deref()).await,
+        Command::Silence { action } => match config::load(&cli.config) {
+            Ok(config) => silence(&config, action).await,
+            Err(errors) => Ok(report_config_errors(&errors)),
+        },
     }
 }
 
@@ -130,13 +134,24 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 pub async fn once(config: &Config, env: &Environment) -> anyhow::Result<ExitCode> {
     let clients = Clients::build(config, env)?;
     let recorder = Recorder::new(open_store(config).await?);
+    let alerting = Alerting::from_config(config);
     let mut rows = Vec::new();
     let mut failures = 0;
     for (job, (at, duration, result)) in config.jobs.iter().zip(poll_all(config, &clients).await) {
-        recorder
-            .record(job, "config", at, duration, &result, &RecordOnly)
+        let report = recorder
+            .record(job, "config", at, duration, &result, &alerting)
             .await
             .with_context(|| format!("recording the poll of {}", job.id))?;
+        for notice in &report.notices {
+            eprintln!(
+                "{}: {}",
+                job.display_name(),
+                report::event_line(
+                    &notice.event,
+                    notice.suppressed.as_ref().map(|s| s.describe()).as_deref()
+                )
+            );
+        }
         match result {
             Ok(fetched) => rows.extend(output::snapshot_rows(job, &fetched.snapshot)),
             Err(failure) => {
@@ -239,6 +254,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let clients = Arc::new(Clients::build(&config, &env)?);
     let recorder = Arc::new(Recorder::new(open_store(&config).await?));
+    let alerting = Arc::new(Alerting::from_config(&config));
     let cancel = CancellationToken::new();
     tracing::info!(jobs = config.jobs.len(), database = %config.storage.path.display(), "dtswatch started");
     let config = Arc::new(config);
@@ -247,16 +263,24 @@ pub async fn run(
         config.clone(),
         cancel.clone(),
     ));
-    let poller = poll_forever(config, clients, recorder, cancel.clone(), |job, report| {
-        if !report.changes.is_empty() {
-            tracing::info!(job = %job.id, changes = report.changes.len(), "steps changed");
-        }
-    });
+    let poller = poll_forever(
+        config,
+        clients,
+        recorder,
+        alerting,
+        cancel.clone(),
+        |job, report| {
+            if !report.changes.is_empty() {
+                tracing::info!(job = %job.id, changes = report.changes.len(), "steps changed");
+            }
+            for notice in &report.notices {
+                tracing::info!(job = %job.id, "{}", report::event_line(&notice.event, notice.suppressed.as_ref().map(|s| s.describe()).as_deref()));
+            }
+        },
+    );
     tokio::select! {
         _ = poller => {},
-        _ = shutdown => {
-            tracing::info!("shutting down");
-        }
+        _ = shutdown => tracing::info!("shutting down"),
     }
     cancel.cancel();
     let _ = retention.await;
@@ -266,10 +290,9 @@ pub async fn run(
 /// Prunes old rows every `storage.prune_interval`.
 async fn prune_forever(store: Store, config: Arc<Config>, cancel: CancellationToken) {
     loop {
-        let cutoff = chrono::Utc::now()
-            - chrono::Duration::from_std(config.storage.retention)
-                .unwrap_or_else(|_| chrono::Duration::days(30));
-        match store::retention::prune(&store, cutoff).await {
+        let retention = chrono::Duration::from_std(config.storage.retention)
+            .unwrap_or_else(|_| chrono::Duration::days(30));
+        match store::retention::prune(&store, chrono::Utc::now() - retention).await {
             Ok(pruned) if pruned != store::retention::Pruned::default() => {
                 tracing::info!(
                     polls = pruned.polls,
@@ -298,11 +321,12 @@ type ScheduleEntry = (
 );
 
 /// Polls each job on its cron schedule (plus jitter) until cancelled, recording
-/// every poll and calling `report` with what each one amounted to.
+/// every poll with the rules and calling `report` with what each one amounted to.
 async fn poll_forever<F>(
     config: Arc<Config>,
     clients: Arc<Clients>,
     recorder: Arc<Recorder>,
+    alerting: Arc<Alerting>,
     cancel: CancellationToken,
     report: F,
 ) where
@@ -350,12 +374,13 @@ async fn poll_forever<F>(
                 tracing::warn!(job = %job.id, "previous poll still running; skipping this tick");
                 continue;
             }
-            let (job, busy, semaphore, report, recorder) = (
-                job.clone(),
-                busy.clone(),
+            let job = job.clone();
+            let busy = busy.clone();
+            let (semaphore, report, recorder, alerting) = (
                 semaphore.clone(),
                 report.clone(),
                 recorder.clone(),
+                alerting.clone(),
             );
             let client = clients.get(&job.account).cloned();
             tokio::spawn(async move {
@@ -365,17 +390,17 @@ async fn poll_forever<F>(
                     if let Err(failure) = &result {
                         tracing::warn!(job = %job.id, error = %failure.error, attempts = failure.attempts, "poll failed");
                     }
-                    match recorder
+                    let recorded = recorder
                         .record(
                             &job,
                             "config",
                             chrono::Utc::now(),
                             started.elapsed(),
                             &result,
-                            &RecordOnly,
+                            alerting.as_ref(),
                         )
-                        .await
-                    {
+                        .await;
+                    match recorded {
                         Ok(poll_report) => report(&job, &poll_report),
                         Err(e) => {
                             tracing::error!(job = %job.id, error = %e, "could not record the poll")
@@ -416,6 +441,7 @@ pub async fn demo(interval: u64, shutdown: impl Future<Output = ()>) -> anyhow::
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let clients = Clients::build(&config, &Environment::default())?;
     let recorder = Recorder::new(open_store(&config).await?);
+    let alerting = Alerting::from_config(&config);
     println!(
         "dtswatch demo: simulator on {}, polling {} job(s) every {interval}s",
         simulator.endpoint(),
@@ -433,7 +459,7 @@ pub async fn demo(interval: u64, shutdown: impl Future<Output = ()>) -> anyhow::
             config.jobs.iter().zip(poll_all(&config, &clients).await)
         {
             let report = recorder
-                .record(job, "config", at, duration, &result, &RecordOnly)
+                .record(job, "config", at, duration, &result, &alerting)
                 .await?;
             if let Err(failure) = &result {
                 println!(
@@ -450,6 +476,15 @@ pub async fn demo(interval: u64, shutdown: impl Future<Output = ()>) -> anyhow::
             {
                 println!(
                     "{}  {}: {change}",
+                    report::local_time(at),
+                    job.display_name()
+                );
+            }
+            for notice in &report.notices {
+                let held = notice.suppressed.as_ref().map(|s| s.describe());
+                let line = report::event_line(&notice.event, held.as_deref());
+                println!(
+                    "{}  {}: >>> {line}",
                     report::local_time(at),
                     job.display_name()
                 );
@@ -503,4 +538,128 @@ async fn simulator(
     );
     shutdown_signal().await;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn silence(config: &Config, action: SilenceAction) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    let now = chrono::Utc::now();
+    let mut tx = store.begin().await?;
+    match action {
+        SilenceAction::Add {
+            jobs,
+            rules,
+            steps,
+            duration,
+            starts,
+            comment,
+            author,
+        } => {
+            if jobs.is_empty() && rules.is_empty() && steps.is_empty() {
+                eprintln!(
+                    "a silence needs at least one --job, --rule or --step (use --job '*' to silence everything)"
+                );
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
+            for pattern in jobs.iter().chain(&rules).chain(&steps) {
+                if let Err(e) = globset::Glob::new(pattern) {
+                    eprintln!("bad glob `{pattern}`: {e}");
+                    return Ok(ExitCode::from(EXIT_CONFIG));
+                }
+            }
+            let starts = starts.unwrap_or(now);
+            let ends =
+                starts + chrono::Duration::from_std(duration).context("duration too long")?;
+            let silence = store::silences::NewSilence {
+                jobs,
+                rules,
+                steps,
+                starts,
+                ends,
+                comment,
+                created_by: author,
+            };
+            let id = store::silences::add(&mut tx, &silence, now).await?;
+            tx.commit().await?;
+            println!("silence {id} added, until {}", report::local_time(ends));
+        }
+        SilenceAction::List => {
+            let mut rows = Vec::new();
+            for row in store::silences::current(&mut tx, now).await? {
+                let silence = row.to_silence()?;
+                rows.push(silence_row(
+                    &silence,
+                    now,
+                    format!(
+                        "{} ({})",
+                        row.comment,
+                        row.created_by.clone().unwrap_or_default()
+                    ),
+                ));
+            }
+            for (i, config_silence) in config.silences.iter().enumerate() {
+                let silence = crate::rules::silence::Silence::from_config(i, config_silence);
+                let comment = format!("{} (config)", silence.comment);
+                rows.push(silence_row(&silence, now, comment));
+            }
+            print!(
+                "{}",
+                output::table(
+                    &["ID", "JOBS", "RULES", "STEPS", "WINDOW", "NOW", "COMMENT"],
+                    &rows
+                )
+            );
+        }
+        SilenceAction::Expire { id } => {
+            if store::silences::expire(&mut tx, id, now).await? {
+                tx.commit().await?;
+                println!("silence {id} expired");
+            } else {
+                eprintln!("no unexpired silence {id} (config silences end by editing the config)");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One row of `silence list`.
+fn silence_row(
+    silence: &crate::rules::silence::Silence,
+    now: chrono::DateTime<chrono::Utc>,
+    comment: String,
+) -> Vec<String> {
+    let list = |m: &Option<config::Matcher>| {
+        m.as_ref()
+            .map(|m| m.patterns.join(","))
+            .unwrap_or_else(|| "*".into())
+    };
+    let window = match &silence.window {
+        config::SilenceWindow::Fixed { starts, ends } => format!(
+            "{} → {}",
+            starts
+                .map(report::local_time)
+                .unwrap_or_else(|| "now".into()),
+            report::local_time(*ends)
+        ),
+        config::SilenceWindow::Recurring { cron, duration } => {
+            format!(
+                "cron `{}` for {}",
+                cron.source,
+                config::format_duration(*duration)
+            )
+        }
+    };
+    vec![
+        silence.id.clone(),
+        list(&silence.jobs),
+        list(&silence.rules),
+        list(&silence.steps),
+        window,
+        if silence.is_active(now) {
+            "active".into()
+        } else {
+            "waiting".into()
+        },
+        comment,
+    ]
 }

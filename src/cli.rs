@@ -35,6 +35,38 @@ pub enum LogFormat {
     Json,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum SilenceAction {
+    /// Silence matching notifications for a while.
+    Add {
+        /// Glob over job id or name (repeatable).
+        #[arg(long = "job")]
+        jobs: Vec<String>,
+        /// Glob over rule name (repeatable).
+        #[arg(long = "rule")]
+        rules: Vec<String>,
+        /// Glob over step name or code (repeatable).
+        #[arg(long = "step")]
+        steps: Vec<String>,
+        /// How long, from now (or from --starts).
+        #[arg(long = "for", value_parser = parse_duration_arg)]
+        duration: std::time::Duration,
+        /// When it starts (RFC 3339); default now.
+        #[arg(long)]
+        starts: Option<chrono::DateTime<chrono::Utc>>,
+        /// Why: shown in `silence list` and recorded with every silenced notification.
+        #[arg(long)]
+        comment: String,
+        /// Who added it.
+        #[arg(long, env = "USER")]
+        author: Option<String>,
+    },
+    /// Silences that have not ended, from the database and the config.
+    List,
+    /// End a silence now.
+    Expire { id: i64 },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Text,
@@ -73,6 +105,11 @@ pub enum Command {
         /// Include latency and progress changes.
         #[arg(long)]
         all: bool,
+    },
+    /// Add, list or expire silences (a running daemon honours them at its next poll).
+    Silence {
+        #[command(subcommand)]
+        action: SilenceAction,
     },
     /// Serve the DTS simulator on an address until Ctrl-C.
     Simulator {

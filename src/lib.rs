@@ -21,6 +21,7 @@ pub mod output;
 pub mod poll;
 pub mod ratelimit;
 pub mod report;
+pub mod rules;
 pub mod scheduler;
 pub mod sim;
 pub mod store;

@@ -4,18 +4,21 @@
 //! previous snapshot is kept in memory and reloaded from the database after
 //! a restart, so the first poll after a restart diffs like any other.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use crate::aliyun::{AliyunClient, ApiFailure};
-use crate::config::JobConfig;
+use crate::config::{JobConfig, RuleConfig};
 use crate::diff::{self, Change};
 use crate::dts::JobSnapshot;
 use crate::dts::api::{self, Fetched, ListJobStepRequest};
+use crate::rules::silence::Silence;
+use crate::rules::{self, Event, EventStatus, JobInfo, Notice, Outcome};
 use crate::store::snapshots::{self, StoredStep};
-use crate::store::{Store, StoreError, Tx, jobs, polls};
+use crate::store::{Store, StoreError, Tx, alerts, jobs, outbox, polls, silences};
 
 /// The `ListJobStep` request for a configured job.
 pub fn request(job: &JobConfig) -> ListJobStepRequest<'_> {
@@ -34,7 +37,8 @@ pub async fn fetch(client: &AliyunClient, job: &JobConfig) -> Result<Fetched, Ap
 /// The last successful poll of a job, as the next diff's baseline.
 #[derive(Debug, Clone)]
 struct Baseline {
-    snapshot: JobSnapshot,
+    snapshot: Arc<JobSnapshot>,
+    at: DateTime<Utc>,
     structure: Vec<StoredStep>,
     snapshot_id: i64,
     volatile: Vec<u8>,
@@ -52,11 +56,16 @@ struct JobMemory {
 pub struct PollReport {
     pub poll_id: i64,
     pub job_row: i64,
+    pub at: DateTime<Utc>,
     /// Empty for a failed poll (a failed poll is unknown, not "nothing changed").
     pub changes: Vec<Change>,
-    pub snapshot: Option<JobSnapshot>,
+    pub snapshot: Option<Arc<JobSnapshot>>,
+    /// The previous successful snapshot and when it was taken.
+    pub previous: Option<(Arc<JobSnapshot>, DateTime<Utc>)>,
     /// True when this poll's snapshot is the first ever stored for the job.
     pub first: bool,
+    /// The notification decisions the follow-up made.
+    pub notices: Vec<Notice>,
 }
 
 /// Writes polls, keeping each job's baseline in memory.
@@ -67,12 +76,14 @@ pub struct Recorder {
 
 /// What the rest of the pipeline writes in the poll's transaction (alert state, outbox rows).
 pub trait Followup {
+    /// Writes in `tx`, returning the notification decisions made.
     fn write<'a>(
         &'a self,
         tx: &'a mut Tx,
+        job: &'a JobConfig,
         report: &'a PollReport,
         result: Result<&'a Fetched, &'a ApiFailure>,
-    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'a;
+    ) -> impl std::future::Future<Output = Result<Vec<Notice>, StoreError>> + Send + 'a;
 }
 
 /// No follow-up: record polls and snapshots only.
@@ -82,11 +93,139 @@ impl Followup for RecordOnly {
     async fn write(
         &self,
         _: &mut Tx,
+        _: &JobConfig,
         _: &PollReport,
         _: Result<&Fetched, &ApiFailure>,
-    ) -> Result<(), StoreError> {
-        Ok(())
+    ) -> Result<Vec<Notice>, StoreError> {
+        Ok(Vec::new())
     }
+}
+
+/// The rules: evaluates every rule for the job, stores alert state and
+/// notification decisions, and queues one outbox row per channel.
+pub struct Alerting {
+    pub rules: Vec<RuleConfig>,
+    /// Silences from the config; run-time ones are read from the database at every poll.
+    pub silences: Vec<Silence>,
+}
+
+impl Alerting {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            rules: config.rules.clone(),
+            silences: config
+                .silences
+                .iter()
+                .enumerate()
+                .map(|(i, s)| Silence::from_config(i, s))
+                .collect(),
+        }
+    }
+
+    /// Evaluates `outcome` for a job and persists the result in `tx`.
+    pub async fn apply(
+        &self,
+        tx: &mut Tx,
+        job: &JobConfig,
+        job_row: i64,
+        poll_id: Option<i64>,
+        outcome: &Outcome<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Notice>, StoreError> {
+        let existing = alerts::load_for_job(tx, job_row).await?;
+        let mut active = self.silences.clone();
+        for row in silences::current(tx, now).await? {
+            active.push(row.to_silence()?);
+        }
+        let info = JobInfo::from_config(job);
+        let evaluation = rules::evaluate_job(&self.rules, &info, &existing, outcome, &active, now);
+        let rule = |name: &str| self.rules.iter().find(|r| r.name == name);
+        for (key, state) in &evaluation.updates {
+            if let Some(rule) = rule(&key.rule) {
+                alerts::save(tx, job_row, key, rule.severity, state, now).await?;
+            }
+        }
+        let mut by_channel: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
+        for notice in &evaluation.notices {
+            let Some(rule) = rule(&notice.key.rule) else {
+                continue;
+            };
+            let alert = alerts::ensure(tx, job_row, &notice.key, rule.severity, now).await?;
+            let suppressed = notice.suppressed.as_ref().map(|s| s.describe());
+            alerts::insert_event(tx, alert, poll_id, &notice.event, suppressed.as_deref()).await?;
+            if notice.suppressed.is_none() {
+                for channel in &rule.channels {
+                    by_channel
+                        .entry(channel.as_str())
+                        .or_default()
+                        .push(&notice.event);
+                }
+            }
+        }
+        let origin = match poll_id {
+            Some(id) => format!("poll:{id}"),
+            None => format!("job:{job_row}:{}", now.timestamp_millis()),
+        };
+        for (channel, events) in by_channel {
+            let notification = rules::Notification {
+                job: info.clone(),
+                events: events.into_iter().cloned().collect(),
+            };
+            let payload = serde_json::to_string(&notification)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            outbox::enqueue(
+                tx,
+                channel,
+                &format!("{origin}:{channel}"),
+                Some(job_row),
+                &payload,
+                now,
+            )
+            .await?;
+        }
+        Ok(evaluation.notices)
+    }
+}
+
+impl Followup for Alerting {
+    async fn write(
+        &self,
+        tx: &mut Tx,
+        job: &JobConfig,
+        report: &PollReport,
+        result: Result<&Fetched, &ApiFailure>,
+    ) -> Result<Vec<Notice>, StoreError> {
+        let outcome = match (result, &report.snapshot) {
+            (Ok(_), Some(snapshot)) => Outcome::Polled {
+                snapshot,
+                previous: report.previous.as_ref().map(|(s, at)| (s.as_ref(), *at)),
+                changes: &report.changes,
+            },
+            (Err(failure), _) => Outcome::Failed(&failure.error),
+            (Ok(_), None) => return Ok(Vec::new()),
+        };
+        self.apply(
+            tx,
+            job,
+            report.job_row,
+            Some(report.poll_id),
+            &outcome,
+            report.at,
+        )
+        .await
+    }
+}
+
+/// A one-line description of a notice, for logs and the console.
+pub fn describe(notice: &Notice) -> String {
+    let status = match notice.event.status {
+        EventStatus::Firing => "FIRING",
+        EventStatus::Resolved => "RESOLVED",
+    };
+    format!(
+        "{status} {} [{}] {}",
+        notice.event.rule, notice.event.severity, notice.event.summary
+    )
 }
 
 impl Recorder {
@@ -153,15 +292,20 @@ impl Recorder {
                     },
                 )
                 .await?;
+                let snapshot = Arc::new(fetched.snapshot.clone());
                 let report = PollReport {
                     poll_id,
                     job_row: memory.row,
-                    changes: diff::diff(previous.map(|b| &b.snapshot), &fetched.snapshot),
-                    snapshot: Some(fetched.snapshot.clone()),
+                    at,
+                    changes: diff::diff(previous.map(|b| b.snapshot.as_ref()), &fetched.snapshot),
+                    snapshot: Some(snapshot.clone()),
+                    previous: previous.map(|b| (b.snapshot.clone(), b.at)),
                     first: previous.is_none(),
+                    notices: Vec::new(),
                 };
                 let baseline = Baseline {
-                    snapshot: fetched.snapshot.clone(),
+                    snapshot,
+                    at,
                     structure,
                     snapshot_id,
                     volatile,
@@ -189,14 +333,20 @@ impl Recorder {
                 let report = PollReport {
                     poll_id,
                     job_row: memory.row,
+                    at,
                     changes: Vec::new(),
                     snapshot: None,
+                    previous: memory.baseline.as_ref().map(|b| (b.snapshot.clone(), b.at)),
                     first: false,
+                    notices: Vec::new(),
                 };
                 (report, None)
             }
         };
-        followup.write(&mut tx, &report, result.as_ref()).await?;
+        let mut report = report;
+        report.notices = followup
+            .write(&mut tx, job, &report, result.as_ref())
+            .await?;
         tx.commit().await?;
         // Only a committed poll moves the baseline.
         let mut updated = memory;
@@ -227,7 +377,8 @@ async fn load_baseline(tx: &mut Tx, job_row: i64) -> Result<Option<Baseline>, St
         .unwrap_or_default();
     let snapshot = snapshots::join(&structure, &snapshots::decode_volatile(&volatile)?)?;
     Ok(Some(Baseline {
-        snapshot,
+        snapshot: Arc::new(snapshot),
+        at: crate::store::from_millis(last.at),
         structure,
         snapshot_id,
         volatile,

@@ -9,7 +9,8 @@ use serde::Serialize;
 use crate::diff::{self, Change};
 use crate::dts::JobSnapshot;
 use crate::output;
-use crate::store::{Store, StoreError, from_millis, jobs, polls, snapshots};
+use crate::rules::Event;
+use crate::store::{Store, StoreError, alerts, from_millis, jobs, polls, snapshots};
 
 /// One line of a job's history.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -134,7 +135,43 @@ pub async fn timeline(
         }
         previous = Some((snapshot_id, volatile_bytes, snapshot));
     }
+    for row in alerts::events_for_job(&mut conn, job.id, since).await? {
+        let event: Event =
+            serde_json::from_str(&row.payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        entries.push(TimelineEntry {
+            at: from_millis(row.at),
+            kind: row.status.clone(),
+            text: event_line(&event, row.suppressed.as_deref()),
+            change: None,
+        });
+    }
+    // Stable: a poll's changes come before the alerts they caused.
+    entries.sort_by_key(|e| {
+        (
+            e.at,
+            e.kind != "change" && e.kind != "poll_failed" && e.kind != "poll_recovered",
+        )
+    });
     Ok(entries)
+}
+
+/// `FIRING critical "step failed" 全量迁移 (03) › orders: state is Failed (not sent: silenced:3)`.
+pub fn event_line(event: &Event, suppressed: Option<&str>) -> String {
+    let held = suppressed
+        .map(|s| format!(" (not sent: {s})"))
+        .unwrap_or_default();
+    let subject = event
+        .step
+        .as_ref()
+        .map(|s| s.label.as_str())
+        .unwrap_or("job");
+    format!(
+        "{} {} \"{}\" {subject}: {}{held}",
+        event.status.as_str().to_uppercase(),
+        event.severity,
+        event.rule,
+        event.summary
+    )
 }
 
 /// `dtswatch history` as text.

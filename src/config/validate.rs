@@ -625,7 +625,11 @@ fn build_accounts(
                 None => default_rps,
             };
             AccountConfig {
-                endpoint: a.endpoint.as_ref().and_then(|e| endpoint(e, errors)),
+                endpoint: a
+                    .endpoint
+                    .as_ref()
+                    .filter(|e| !e.get_ref().trim().is_empty())
+                    .and_then(|e| endpoint(e, errors)),
                 name,
                 credentials,
                 signature,

@@ -3,9 +3,12 @@
 //! as an argument; nothing here reads the clock. SQL lives in raw strings next
 //! to the function that runs it.
 
+pub mod alerts;
 pub mod jobs;
+pub mod outbox;
 pub mod polls;
 pub mod retention;
+pub mod silences;
 pub mod snapshots;
 
 use std::path::Path;

@@ -1,9 +1,11 @@
 //! One integration-test binary: every test talks to real peers on 127.0.0.1
 //! (the DTS simulator, a metadata service, …) and real files in temp dirs.
 
+mod alerting;
 mod check_config;
 mod cli;
 mod client;
 mod helpers;
+mod silences;
 mod simulator;
 mod store;

@@ -1,0 +1,187 @@
+//! Silences added and expired with the CLI while the daemon runs: the daemon
+//! honours them at its next poll, and owes the notification when they end.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dtswatch::sim::Simulator;
+use dtswatch::store::Store;
+
+use crate::helpers::read_fixture;
+
+/// Kills the daemon when the test ends, however it ends.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn write_config(dir: &Path, endpoint: &str) -> PathBuf {
+    let path = dir.join("dtswatch.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[storage]
+path = "{db}"
+
+[poll]
+schedule = "* * * * * *"
+jitter = "0s"
+
+[server]
+listen = "off"
+
+[[accounts]]
+name = "sim"
+access_key_id = "dtswatch-demo"
+access_key_secret = "dtswatch-demo-secret"
+endpoint = "{endpoint}"
+
+[[jobs]]
+id = "dtsfailslater"
+region = "cn-hangzhou"
+
+[channels.ops]
+type = "console"
+
+[[rules]]
+name = "step failed"
+kind = "failed"
+channels = ["ops"]
+"#,
+            db = dir.join("dtswatch.db").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn cli(config: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dtswatch"))
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Waits (up to a minute, for slow machines) until the events match `done`.
+async fn wait_for_events(
+    db: &Path,
+    done: impl Fn(&[(String, Option<String>)]) -> bool,
+) -> Vec<(String, Option<String>)> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if db.exists() {
+            let store = Store::open(db).await.unwrap();
+            let rows: Vec<(String, Option<String>)> =
+                sqlx::query_as("SELECT reason, suppressed FROM alert_events ORDER BY id")
+                    .fetch_all(store.pool())
+                    .await
+                    .unwrap_or_default();
+            store.close().await;
+            if done(&rows) {
+                return rows;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out; events so far: {rows:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_cli_silence_holds_back_and_its_expiry_notifies() {
+    let sim = Simulator::with_scenario(&read_fixture("scenarios/fails_later.toml"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim.endpoint());
+    let db = dir.path().join("dtswatch.db");
+    let (code, out) = cli(
+        &config,
+        &[
+            "silence",
+            "add",
+            "--job",
+            "dtsfail*",
+            "--for",
+            "1h",
+            "--comment",
+            "planned failover",
+            "--author",
+            "ops",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("silence 1 added"), "{out}");
+    let _daemon = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_dtswatch"))
+            .args(["run", "-c"])
+            .arg(&config)
+            .env("DTSWATCH_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let rows = wait_for_events(&db, |rows| !rows.is_empty()).await;
+    assert_eq!(
+        rows[0],
+        (
+            "first_notification".to_string(),
+            Some("silenced:1".to_string())
+        )
+    );
+    let (_, list) = cli(&config, &["silence", "list"]);
+    assert!(
+        list.contains("dtsfail*")
+            && list.contains("planned failover (ops)")
+            && list.contains("active"),
+        "{list}"
+    );
+    let (code, out) = cli(&config, &["silence", "expire", "1"]);
+    assert_eq!(code, 0, "{out}");
+    let rows = wait_for_events(&db, |rows| rows.len() >= 2).await;
+    assert_eq!(rows[1], ("no_longer_suppressed".to_string(), None));
+    let outbox: i64 = {
+        let store = Store::open(&db).await.unwrap();
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE channel = 'ops'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        outbox, 1,
+        "only the notification after the silence ended was queued"
+    );
+    let (code, out) = cli(&config, &["silence", "expire", "1"]);
+    assert_eq!(code, 1, "already expired: {out}");
+}
+
+#[test]
+fn a_silence_needs_a_matcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "http://127.0.0.1:9");
+    let (code, out) = cli(
+        &config,
+        &["silence", "add", "--for", "1h", "--comment", "x"],
+    );
+    assert_eq!(code, 2);
+    assert!(out.contains("needs at least one --job"), "{out}");
+}
