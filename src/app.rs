@@ -11,8 +11,10 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::aliyun::{AliyunClient, Environment};
-use crate::cli::{Cli, Command, OutputFormat, SilenceAction};
+use crate::cli::{Cli, Command};
+use crate::commands;
 use crate::config::{self, Config, ConfigErrors};
+use crate::notify::outbox::Deliverer;
 use crate::output;
 use crate::poll::{self, Alerting, Recorder};
 use crate::report;
@@ -52,42 +54,56 @@ fn report_config_errors(errors: &ConfigErrors) -> ExitCode {
 }
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Commands that need no config file.
+    match &cli.command {
+        Command::CheckConfig => return Ok(check_config(&cli.config)),
+        Command::Demo { interval } => return demo(*interval, shutdown_signal()).await,
+        Command::Simulator { listen, scenario } => {
+            return simulator(*listen, scenario.as_deref()).await;
+        }
+        _ => {}
+    }
+    let config = match config::load(&cli.config) {
+        Ok(config) => config,
+        Err(errors) => return Ok(report_config_errors(&errors)),
+    };
     match cli.command {
-        Command::CheckConfig => Ok(check_config(&cli.config)),
-        Command::Once => match config::load(&cli.config) {
-            Ok(config) => once(&config, &Environment::from_process()).await,
-            Err(errors) => Ok(report_config_errors(&errors)),
-        },
-        Command::Run => match config::load(&cli.config) {
-            Ok(config) => {
-                run(config, Environment::from_process(), shutdown_signal()).await?;
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(errors) => Ok(report_config_errors(&errors)),
-        },
-        Command::Demo { interval } => demo(interval, shutdown_signal()).await,
-        Command::Status => match config::load(&cli.config) {
-            Ok(config) => {
-                let store = open_store(&config).await?;
-                print!("{}", report::status(&store).await?);
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(errors) => Ok(report_config_errors(&errors)),
-        },
+        Command::Once => once(&config, &Environment::from_process()).await,
+        Command::Run => {
+            run(config, Environment::from_process(), shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status => {
+            let store = open_store(&config).await?;
+            print!("{}", report::status(&store).await?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::History {
             job,
             since,
             format,
             all,
-        } => match config::load(&cli.config) {
-            Ok(config) => history(&config, &job, since, format, all).await,
-            Err(errors) => Ok(report_config_errors(&errors)),
-        },
-        Command::Simulator { listen, scenario } => simulator(listen, scenario.as_deref()).await,
-        Command::Silence { action } => match config::load(&cli.config) {
-            Ok(config) => silence(&config, action).await,
-            Err(errors) => Ok(report_config_errors(&errors)),
-        },
+        } => commands::history(&config, &job, since, format, all).await,
+        Command::Silence { action } => commands::silence(&config, action).await,
+        Command::Outbox { dead, action } => commands::outbox(&config, dead, action).await,
+        Command::TestNotify { channel } => commands::test_notify(&config, &channel).await,
+        Command::Render {
+            rule,
+            snapshot,
+            previous,
+            channel,
+            job,
+        } => commands::render(
+            &config,
+            &rule,
+            &snapshot,
+            previous.as_deref(),
+            channel.as_deref(),
+            job.as_deref(),
+        ),
+        Command::CheckConfig | Command::Demo { .. } | Command::Simulator { .. } => {
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -135,6 +151,7 @@ pub async fn once(config: &Config, env: &Environment) -> anyhow::Result<ExitCode
     let clients = Clients::build(config, env)?;
     let recorder = Recorder::new(open_store(config).await?);
     let alerting = Alerting::from_config(config);
+    let deliverer = Deliverer::new(recorder.store().clone(), config).map_err(anyhow::Error::msg)?;
     let mut rows = Vec::new();
     let mut failures = 0;
     for (job, (at, duration, result)) in config.jobs.iter().zip(poll_all(config, &clients).await) {
@@ -166,35 +183,20 @@ pub async fn once(config: &Config, env: &Environment) -> anyhow::Result<ExitCode
         }
     }
     print!("{}", output::table(&output::SNAPSHOT_HEADER, &rows));
+    let deadline = tokio::time::Instant::now() + config.delivery.drain_timeout;
+    let pending = deliverer.drain(deadline).await?;
+    if pending > 0 {
+        eprintln!(
+            "{pending} notification(s) still pending after {}: see `dtswatch outbox`; `dtswatch run` or the next `once` delivers them",
+            config::format_duration(config.delivery.drain_timeout)
+        );
+        failures += 1;
+    }
     Ok(if failures == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
-}
-
-async fn history(
-    config: &Config,
-    job: &str,
-    since: std::time::Duration,
-    format: OutputFormat,
-    all: bool,
-) -> anyhow::Result<ExitCode> {
-    let store = open_store(config).await?;
-    let mut conn = store.pool().acquire().await?;
-    let Some(row) = store::jobs::find(&mut conn, job).await? else {
-        eprintln!("no job `{job}` in the database (use its DTS job id or name)");
-        return Ok(ExitCode::FAILURE);
-    };
-    drop(conn);
-    let since = chrono::Utc::now()
-        - chrono::Duration::from_std(since).unwrap_or_else(|_| chrono::Duration::days(36500));
-    let entries = report::timeline(&store, &row, since, all).await?;
-    match format {
-        OutputFormat::Text => print!("{}", report::render_timeline(&row, &entries)),
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&entries)?),
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// A poll's end time, duration and result.
@@ -255,9 +257,13 @@ pub async fn run(
     let clients = Arc::new(Clients::build(&config, &env)?);
     let recorder = Arc::new(Recorder::new(open_store(&config).await?));
     let alerting = Arc::new(Alerting::from_config(&config));
+    let deliverer =
+        Arc::new(Deliverer::new(recorder.store().clone(), &config).map_err(anyhow::Error::msg)?);
+    let waker = deliverer.waker();
     let cancel = CancellationToken::new();
     tracing::info!(jobs = config.jobs.len(), database = %config.storage.path.display(), "dtswatch started");
     let config = Arc::new(config);
+    let delivery = tokio::spawn(deliverer.run(cancel.clone()));
     let retention = tokio::spawn(prune_forever(
         recorder.store().clone(),
         config.clone(),
@@ -269,12 +275,15 @@ pub async fn run(
         recorder,
         alerting,
         cancel.clone(),
-        |job, report| {
+        move |job, report| {
             if !report.changes.is_empty() {
                 tracing::info!(job = %job.id, changes = report.changes.len(), "steps changed");
             }
             for notice in &report.notices {
                 tracing::info!(job = %job.id, "{}", report::event_line(&notice.event, notice.suppressed.as_ref().map(|s| s.describe()).as_deref()));
+            }
+            if report.notices.iter().any(|n| n.suppressed.is_none()) {
+                waker.notify_waiters();
             }
         },
     );
@@ -284,6 +293,7 @@ pub async fn run(
     }
     cancel.cancel();
     let _ = retention.await;
+    let _ = delivery.await;
     Ok(())
 }
 
@@ -442,6 +452,8 @@ pub async fn demo(interval: u64, shutdown: impl Future<Output = ()>) -> anyhow::
     let clients = Clients::build(&config, &Environment::default())?;
     let recorder = Recorder::new(open_store(&config).await?);
     let alerting = Alerting::from_config(&config);
+    let deliverer =
+        Deliverer::new(recorder.store().clone(), &config).map_err(anyhow::Error::msg)?;
     println!(
         "dtswatch demo: simulator on {}, polling {} job(s) every {interval}s",
         simulator.endpoint(),
@@ -480,16 +492,10 @@ pub async fn demo(interval: u64, shutdown: impl Future<Output = ()>) -> anyhow::
                     job.display_name()
                 );
             }
-            for notice in &report.notices {
-                let held = notice.suppressed.as_ref().map(|s| s.describe());
-                let line = report::event_line(&notice.event, held.as_deref());
-                println!(
-                    "{}  {}: >>> {line}",
-                    report::local_time(at),
-                    job.display_name()
-                );
-            }
         }
+        deliverer
+            .drain(tokio::time::Instant::now() + std::time::Duration::from_secs(5))
+            .await?;
         if simulator.scenario_finished() {
             if extra_rounds == 0 {
                 break;
@@ -538,128 +544,4 @@ async fn simulator(
     );
     shutdown_signal().await;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn silence(config: &Config, action: SilenceAction) -> anyhow::Result<ExitCode> {
-    let store = open_store(config).await?;
-    let now = chrono::Utc::now();
-    let mut tx = store.begin().await?;
-    match action {
-        SilenceAction::Add {
-            jobs,
-            rules,
-            steps,
-            duration,
-            starts,
-            comment,
-            author,
-        } => {
-            if jobs.is_empty() && rules.is_empty() && steps.is_empty() {
-                eprintln!(
-                    "a silence needs at least one --job, --rule or --step (use --job '*' to silence everything)"
-                );
-                return Ok(ExitCode::from(EXIT_CONFIG));
-            }
-            for pattern in jobs.iter().chain(&rules).chain(&steps) {
-                if let Err(e) = globset::Glob::new(pattern) {
-                    eprintln!("bad glob `{pattern}`: {e}");
-                    return Ok(ExitCode::from(EXIT_CONFIG));
-                }
-            }
-            let starts = starts.unwrap_or(now);
-            let ends =
-                starts + chrono::Duration::from_std(duration).context("duration too long")?;
-            let silence = store::silences::NewSilence {
-                jobs,
-                rules,
-                steps,
-                starts,
-                ends,
-                comment,
-                created_by: author,
-            };
-            let id = store::silences::add(&mut tx, &silence, now).await?;
-            tx.commit().await?;
-            println!("silence {id} added, until {}", report::local_time(ends));
-        }
-        SilenceAction::List => {
-            let mut rows = Vec::new();
-            for row in store::silences::current(&mut tx, now).await? {
-                let silence = row.to_silence()?;
-                rows.push(silence_row(
-                    &silence,
-                    now,
-                    format!(
-                        "{} ({})",
-                        row.comment,
-                        row.created_by.clone().unwrap_or_default()
-                    ),
-                ));
-            }
-            for (i, config_silence) in config.silences.iter().enumerate() {
-                let silence = crate::rules::silence::Silence::from_config(i, config_silence);
-                let comment = format!("{} (config)", silence.comment);
-                rows.push(silence_row(&silence, now, comment));
-            }
-            print!(
-                "{}",
-                output::table(
-                    &["ID", "JOBS", "RULES", "STEPS", "WINDOW", "NOW", "COMMENT"],
-                    &rows
-                )
-            );
-        }
-        SilenceAction::Expire { id } => {
-            if store::silences::expire(&mut tx, id, now).await? {
-                tx.commit().await?;
-                println!("silence {id} expired");
-            } else {
-                eprintln!("no unexpired silence {id} (config silences end by editing the config)");
-                return Ok(ExitCode::FAILURE);
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// One row of `silence list`.
-fn silence_row(
-    silence: &crate::rules::silence::Silence,
-    now: chrono::DateTime<chrono::Utc>,
-    comment: String,
-) -> Vec<String> {
-    let list = |m: &Option<config::Matcher>| {
-        m.as_ref()
-            .map(|m| m.patterns.join(","))
-            .unwrap_or_else(|| "*".into())
-    };
-    let window = match &silence.window {
-        config::SilenceWindow::Fixed { starts, ends } => format!(
-            "{} → {}",
-            starts
-                .map(report::local_time)
-                .unwrap_or_else(|| "now".into()),
-            report::local_time(*ends)
-        ),
-        config::SilenceWindow::Recurring { cron, duration } => {
-            format!(
-                "cron `{}` for {}",
-                cron.source,
-                config::format_duration(*duration)
-            )
-        }
-    };
-    vec![
-        silence.id.clone(),
-        list(&silence.jobs),
-        list(&silence.rules),
-        list(&silence.steps),
-        window,
-        if silence.is_active(now) {
-            "active".into()
-        } else {
-            "waiting".into()
-        },
-        comment,
-    ]
 }

@@ -36,6 +36,12 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum OutboxAction {
+    /// Queue a dead (or stuck) notification again, due now.
+    Retry { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum SilenceAction {
     /// Silence matching notifications for a while.
     Add {
@@ -110,6 +116,36 @@ pub enum Command {
     Silence {
         #[command(subcommand)]
         action: SilenceAction,
+    },
+    /// Send a sample firing alert through a channel and print the peer's answer.
+    TestNotify {
+        /// Channel name from the config.
+        channel: String,
+    },
+    /// What a rule would send for a stored ListJobStep response, without sending it.
+    Render {
+        /// Rule name from the config.
+        rule: String,
+        /// A ListJobStep response body (JSON).
+        #[arg(long)]
+        snapshot: PathBuf,
+        /// The previous response, to show changes and evaluate transitions and stalls.
+        #[arg(long)]
+        previous: Option<PathBuf>,
+        /// Only this channel (default: every channel of the rule).
+        #[arg(long)]
+        channel: Option<String>,
+        /// The job the response belongs to (id or name; default: the first configured job).
+        #[arg(long)]
+        job: Option<String>,
+    },
+    /// Notifications waiting to be delivered (or dead ones), and retrying them.
+    Outbox {
+        /// List dead rows instead of pending ones.
+        #[arg(long)]
+        dead: bool,
+        #[command(subcommand)]
+        action: Option<OutboxAction>,
     },
     /// Serve the DTS simulator on an address until Ctrl-C.
     Simulator {

@@ -87,6 +87,12 @@ fn option_text<T: ToString>(value: &Option<T>) -> String {
         .unwrap_or_else(|| "—".into())
 }
 
+/// `12.0 s`, or `—` when DTS reports no latency.
+fn latency_or_dash(ms: Option<i64>) -> String {
+    ms.map(|ms| latency_text(Some(ms)))
+        .unwrap_or_else(|| "—".into())
+}
+
 fn details_text(details: &[ErrorDetail]) -> String {
     let codes: Vec<&str> = details.iter().filter_map(|d| d.code.as_deref()).collect();
     if codes.is_empty() {
@@ -119,8 +125,8 @@ impl fmt::Display for ChangeKind {
             ChangeKind::Latency { from, to } => write!(
                 f,
                 "Latency: {} → {}",
-                latency_text(*from),
-                latency_text(*to)
+                latency_or_dash(*from),
+                latency_or_dash(*to)
             ),
             ChangeKind::Progress { from, to } => {
                 write!(f, "Progress: {} → {}", option_text(from), option_text(to))

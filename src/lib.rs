@@ -13,10 +13,13 @@
 
 pub mod aliyun;
 pub mod app;
+pub mod backoff;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod diff;
 pub mod dts;
+pub mod notify;
 pub mod output;
 pub mod poll;
 pub mod ratelimit;

@@ -6,9 +6,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use dtswatch::cli::{Cli, LogFormat};
 
-fn init_tracing(format: LogFormat) {
+/// `DTSWATCH_LOG` (an `EnvFilter`) wins; otherwise `info`, or `warn` for commands whose stdout is the point.
+fn init_tracing(format: LogFormat, quiet: bool) {
+    let default = if quiet { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DTSWATCH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -24,7 +26,11 @@ fn init_tracing(format: LogFormat) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    let quiet = !matches!(
+        cli.command,
+        dtswatch::cli::Command::Run | dtswatch::cli::Command::Simulator { .. }
+    );
+    init_tracing(cli.log_format, quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -260,5 +260,63 @@ pub async fn status(store: &Store) -> Result<String, StoreError> {
         out.push('\n');
         out.push_str(&output::table(&output::SNAPSHOT_HEADER, &steps));
     }
+    out.push('\n');
+    out.push_str(&alerts_table(&mut conn).await?);
+    out.push('\n');
+    out.push_str(&outbox_table(&mut conn).await?);
     Ok(out)
+}
+
+/// Pending and firing alerts.
+async fn alerts_table(conn: &mut sqlx::SqliteConnection) -> Result<String, StoreError> {
+    let active = alerts::active(conn).await?;
+    if active.is_empty() {
+        return Ok("no alerts pending or firing\n".into());
+    }
+    let rows: Vec<Vec<String>> = active
+        .iter()
+        .map(|a| {
+            let state: crate::rules::AlertState =
+                serde_json::from_str(&a.state).unwrap_or_default();
+            vec![
+                a.status.to_uppercase(),
+                a.severity.clone(),
+                a.rule.clone(),
+                a.job_name.clone().unwrap_or_else(|| a.dts_job_id.clone()),
+                if a.path.is_empty() {
+                    "(job)".into()
+                } else {
+                    a.path.clone()
+                },
+                state.since.map(local_time).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    Ok(output::table(
+        &["ALERT", "SEVERITY", "RULE", "JOB", "STEP", "SINCE"],
+        &rows,
+    ))
+}
+
+/// Channels with notifications waiting or dead, and their last error.
+async fn outbox_table(conn: &mut sqlx::SqliteConnection) -> Result<String, StoreError> {
+    let channels = crate::store::outbox::counts(conn).await?;
+    if channels.is_empty() {
+        return Ok("outbox empty: every notification delivered\n".into());
+    }
+    let rows: Vec<Vec<String>> = channels
+        .iter()
+        .map(|c| {
+            vec![
+                c.channel.clone(),
+                c.pending.to_string(),
+                c.dead.to_string(),
+                output::ellipsize(c.last_error.as_deref().unwrap_or(""), 90),
+            ]
+        })
+        .collect();
+    Ok(output::table(
+        &["CHANNEL", "PENDING", "DEAD", "LAST ERROR"],
+        &rows,
+    ))
 }

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use rand::RngExt as _;
 
 use super::credentials::{CredentialsProvider, Environment};
 use super::endpoint;
@@ -22,16 +21,6 @@ pub struct RetryPolicy {
     pub attempts: u32,
     pub base: Duration,
     pub max: Duration,
-}
-
-/// Full-jitter exponential backoff: uniform in `[0, min(max, base·2^retry)]`.
-/// `unit` is a random number in `[0, 1)`; pure so it can be tested as a table.
-pub fn backoff_delay(retry: u32, base: Duration, max: Duration, unit: f64) -> Duration {
-    let ceiling = base
-        .checked_mul(2u32.saturating_pow(retry.min(20)))
-        .unwrap_or(max)
-        .min(max);
-    ceiling.mul_f64(unit.clamp(0.0, 1.0))
 }
 
 /// One API operation to call.
@@ -128,12 +117,8 @@ impl AliyunClient {
             let class = error.class();
             let wait = if class.backs_off() && backoff_retries + 1 < self.retry.attempts {
                 backoff_retries += 1;
-                let jittered = backoff_delay(
-                    backoff_retries - 1,
-                    self.retry.base,
-                    self.retry.max,
-                    rand::rng().random::<f64>(),
-                );
+                let jittered =
+                    crate::backoff::jittered(backoff_retries - 1, self.retry.base, self.retry.max);
                 Some(
                     retry_after
                         .map(|r| r.min(self.retry.max))
@@ -314,19 +299,6 @@ fn snippet(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_is_capped_exponential_with_full_jitter() {
-        let base = Duration::from_millis(500);
-        let max = Duration::from_secs(10);
-        assert_eq!(backoff_delay(0, base, max, 1.0), Duration::from_millis(500));
-        assert_eq!(backoff_delay(1, base, max, 1.0), Duration::from_secs(1));
-        assert_eq!(backoff_delay(3, base, max, 1.0), Duration::from_secs(4));
-        assert_eq!(backoff_delay(10, base, max, 1.0), max);
-        assert_eq!(backoff_delay(3, base, max, 0.5), Duration::from_secs(2));
-        assert_eq!(backoff_delay(3, base, max, 0.0), Duration::ZERO);
-        assert_eq!(backoff_delay(u32::MAX, base, max, 1.0), max);
-    }
 
     #[test]
     fn http_200_with_success_false_is_an_error() {

@@ -392,6 +392,8 @@ pub enum ChannelKind {
         password: Option<Secret>,
         from: String,
         to: Vec<String>,
+        /// Extra CA certificates (PEM) to trust, for a relay with a private CA.
+        ca_file: Option<PathBuf>,
     },
     Webhook {
         url: Secret,

@@ -109,6 +109,7 @@ pub struct RawChannel {
     pub password: Option<Text>,
     pub from: Option<Text>,
     pub to: Option<Spanned<Vec<Text>>>,
+    pub ca_file: Option<Text>,
     pub headers: Option<Spanned<BTreeMap<String, Text>>>,
     pub format: Option<Text>,
     pub group_window: Option<Text>,

@@ -846,6 +846,7 @@ fn channel_keys(c: &RawChannel) -> Vec<(&'static str, Range<usize>)> {
     key!(password);
     key!(from);
     key!(to);
+    key!(ca_file);
     key!(headers);
     key!(format);
     keys
@@ -855,7 +856,9 @@ fn channel_allows(kind: &str) -> &'static [&'static str] {
     match kind {
         "dingtalk" => &["url", "secret", "at_mobiles", "at_user_ids", "at_all"],
         "slack" => &["url"],
-        "email" => &["host", "port", "tls", "username", "password", "from", "to"],
+        "email" => &[
+            "host", "port", "tls", "username", "password", "from", "to", "ca_file",
+        ],
         "webhook" => &["url", "secret", "headers"],
         "feishu" => &["url", "secret", "format"],
         "wecom" => &["url", "mentioned_mobiles", "mentioned_users"],
@@ -1182,6 +1185,7 @@ fn build_email(
             .map(|p| Secret::new(p.get_ref().clone())),
         from,
         to,
+        ca_file: c.ca_file.as_ref().map(|f| PathBuf::from(f.get_ref())),
     }
 }
 

@@ -318,8 +318,13 @@ pub fn evaluate_job(
                     };
                     let info = StepInfo::new(&path, step, parent);
                     let values = StepValues::of(step);
-                    let change_lines: Vec<String> =
-                        ctx.changes.iter().map(|c| c.kind.to_string()).collect();
+                    // "appeared" says only that dtswatch saw the step for the first time.
+                    let change_lines: Vec<String> = ctx
+                        .changes
+                        .iter()
+                        .filter(|c| c.kind != crate::diff::ChangeKind::Appeared)
+                        .map(|c| c.kind.to_string())
+                        .collect();
                     steps_by_path.insert(path.clone(), (info.clone(), Some(values.clone())));
                     if let RuleKind::Transition { from, to } = &rule.kind {
                         if let Some(change) = transition::matching(from, to, &ctx.changes) {

@@ -30,3 +30,188 @@ pub async fn enqueue(
     .await?;
     Ok((result.rows_affected() == 1).then(|| result.last_insert_rowid()))
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub channel: String,
+    pub dedup_key: String,
+    pub job: Option<i64>,
+    pub payload: String,
+    pub status: String,
+    pub created_at: i64,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<i64>,
+    pub dead_at: Option<i64>,
+}
+
+macro_rules! select_outbox {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, channel, dedup_key, job, payload, status, created_at, attempts, next_attempt_at, last_error, delivered_at, dead_at FROM outbox ",
+            $rest
+        )
+    };
+}
+
+/// The oldest pending row of a channel: it decides when the channel may send next.
+pub async fn oldest_pending(
+    conn: &mut SqliteConnection,
+    channel: &str,
+) -> Result<Option<OutboxRow>, StoreError> {
+    Ok(sqlx::query_as::<_, OutboxRow>(select_outbox!(
+        "WHERE status = 'pending' AND channel = ?1 ORDER BY id LIMIT 1"
+    ))
+    .bind(channel)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+/// Pending rows of a channel from `first_id` on, created up to `created_until`, due by `now`.
+pub async fn batch(
+    conn: &mut SqliteConnection,
+    channel: &str,
+    first_id: i64,
+    created_until: i64,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    Ok(sqlx::query_as::<_, OutboxRow>(select_outbox!(
+        "WHERE status = 'pending' AND channel = ?1 AND id >= ?2 AND created_at <= ?3 AND next_attempt_at <= ?4 ORDER BY id LIMIT ?5"
+    ))
+    .bind(channel)
+    .bind(first_id)
+    .bind(created_until)
+    .bind(millis(now))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+fn id_list(ids: &[i64]) -> String {
+    serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
+}
+
+pub async fn mark_delivered(
+    conn: &mut SqliteConnection,
+    ids: &[i64],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        r#"UPDATE outbox SET status = 'delivered', delivered_at = ?2, attempts = attempts + 1, last_error = NULL
+           WHERE id IN (SELECT value FROM json_each(?1))"#,
+    )
+    .bind(id_list(ids))
+    .bind(millis(now))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_retry(
+    conn: &mut SqliteConnection,
+    ids: &[i64],
+    next_attempt: DateTime<Utc>,
+    error: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        r#"UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3
+           WHERE id IN (SELECT value FROM json_each(?1))"#,
+    )
+    .bind(id_list(ids))
+    .bind(millis(next_attempt))
+    .bind(error)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_dead(
+    conn: &mut SqliteConnection,
+    ids: &[i64],
+    now: DateTime<Utc>,
+    error: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        r#"UPDATE outbox SET status = 'dead', dead_at = ?2, attempts = attempts + 1, last_error = ?3
+           WHERE id IN (SELECT value FROM json_each(?1))"#,
+    )
+    .bind(id_list(ids))
+    .bind(millis(now))
+    .bind(error)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Rows waiting for a channel the config no longer has become dead, with the reason.
+pub async fn bury_unknown_channels(
+    conn: &mut SqliteConnection,
+    known: &[String],
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        r#"UPDATE outbox SET status = 'dead', dead_at = ?2,
+               last_error = 'channel `' || channel || '` is not in the config any more'
+           WHERE status = 'pending' AND channel NOT IN (SELECT value FROM json_each(?1))"#,
+    )
+    .bind(serde_json::to_string(known).unwrap_or_else(|_| "[]".into()))
+    .bind(millis(now))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected())
+}
+
+/// Pending rows (or dead ones), oldest first.
+pub async fn list(conn: &mut SqliteConnection, dead: bool) -> Result<Vec<OutboxRow>, StoreError> {
+    let sql = if dead {
+        select_outbox!("WHERE status = 'dead' ORDER BY id")
+    } else {
+        select_outbox!("WHERE status = 'pending' ORDER BY id")
+    };
+    Ok(sqlx::query_as::<_, OutboxRow>(sql)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+/// Puts a dead (or stuck) row back in the queue, due now, with a fresh max age.
+pub async fn retry(
+    conn: &mut SqliteConnection,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query(
+        r#"UPDATE outbox SET status = 'pending', next_attempt_at = ?2, created_at = ?2, dead_at = NULL
+           WHERE id = ?1 AND status != 'delivered'"#,
+    )
+    .bind(id)
+    .bind(millis(now))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Per channel: pending rows, dead rows, and the most recent error.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ChannelCounts {
+    pub channel: String,
+    pub pending: i64,
+    pub dead: i64,
+    pub last_error: Option<String>,
+}
+
+pub async fn counts(conn: &mut SqliteConnection) -> Result<Vec<ChannelCounts>, StoreError> {
+    Ok(sqlx::query_as::<_, ChannelCounts>(
+        r#"SELECT channel,
+                  SUM(status = 'pending') AS pending,
+                  SUM(status = 'dead') AS dead,
+                  (SELECT o2.last_error FROM outbox o2 WHERE o2.channel = o.channel AND o2.last_error IS NOT NULL
+                   ORDER BY o2.id DESC LIMIT 1) AS last_error
+           FROM outbox o WHERE status != 'delivered' GROUP BY channel ORDER BY channel"#,
+    )
+    .fetch_all(&mut *conn)
+    .await?)
+}

@@ -1,0 +1,214 @@
+//! Delivering notifications: one file per channel type behind the `Notifier`
+//! trait, dispatched through the closed `Channel` enum; `render` turns events
+//! into words, `http` reads chat platforms' answers, `outbox` is the durable
+//! delivery worker. Channels read their URL and secrets from the config at
+//! send time and sign every request fresh.
+
+pub mod console;
+pub mod dingtalk;
+pub mod email;
+pub mod feishu;
+pub mod http;
+pub mod outbox;
+pub mod render;
+pub mod slack;
+pub mod webhook;
+pub mod wecom;
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::config::{ChannelConfig, ChannelKind, Severity};
+use crate::rules::{Event, EventStatus, Notification};
+
+/// What one message says: the notifications of one or more jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub notifications: Vec<Notification>,
+}
+
+impl Message {
+    pub fn events(&self) -> impl Iterator<Item = &Event> {
+        self.notifications.iter().flat_map(|n| n.events.iter())
+    }
+
+    /// Firing if anything fires, else resolved.
+    pub fn status(&self) -> EventStatus {
+        if self.events().any(|e| e.status == EventStatus::Firing) {
+            EventStatus::Firing
+        } else {
+            EventStatus::Resolved
+        }
+    }
+
+    /// The worst severity among firing events (or among all, when all resolved).
+    pub fn severity(&self) -> Severity {
+        let status = self.status();
+        self.events()
+            .filter(|e| e.status == status)
+            .map(|e| e.severity)
+            .max()
+            .unwrap_or(Severity::Info)
+    }
+}
+
+/// The peer accepted the message; what it answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub answer: String,
+}
+
+/// Why a send failed, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("{reason} (will retry)")]
+    Retryable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl SendError {
+    pub fn retry(reason: impl Into<String>) -> Self {
+        SendError::Retryable {
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// A channel that can send a message.
+pub trait Notifier {
+    fn send(&self, message: &Message) -> impl Future<Output = Result<Delivered, SendError>> + Send;
+    /// Exactly what `send` would put on the wire, for `dtswatch render` (no signatures).
+    fn preview(&self, message: &Message) -> String;
+}
+
+/// Every channel type, closed: `match` dispatch, no trait objects.
+pub enum Channel {
+    DingTalk(dingtalk::DingTalk),
+    Slack(slack::Slack),
+    Email(email::Email),
+    Feishu(feishu::Feishu),
+    WeCom(wecom::WeCom),
+    Webhook(webhook::Webhook),
+    Console(console::Console),
+}
+
+impl Channel {
+    /// Builds the channel for a config entry (no I/O: clients connect on first send).
+    pub fn new(config: &ChannelConfig) -> Result<Self, String> {
+        let http = http::client(config.timeout)?;
+        Ok(match &config.kind {
+            ChannelKind::DingTalk { .. } => {
+                Channel::DingTalk(dingtalk::DingTalk::new(config, http))
+            }
+            ChannelKind::Slack { .. } => Channel::Slack(slack::Slack::new(config, http)),
+            ChannelKind::Email { .. } => Channel::Email(email::Email::new(config)?),
+            ChannelKind::Feishu { .. } => Channel::Feishu(feishu::Feishu::new(config, http)),
+            ChannelKind::WeCom { .. } => Channel::WeCom(wecom::WeCom::new(config, http)),
+            ChannelKind::Webhook { .. } => Channel::Webhook(webhook::Webhook::new(config, http)),
+            ChannelKind::Console { .. } => Channel::Console(console::Console::new(config)),
+        })
+    }
+
+    pub async fn send(&self, message: &Message) -> Result<Delivered, SendError> {
+        match self {
+            Channel::DingTalk(c) => c.send(message).await,
+            Channel::Slack(c) => c.send(message).await,
+            Channel::Email(c) => c.send(message).await,
+            Channel::Feishu(c) => c.send(message).await,
+            Channel::WeCom(c) => c.send(message).await,
+            Channel::Webhook(c) => c.send(message).await,
+            Channel::Console(c) => c.send(message).await,
+        }
+    }
+
+    pub fn preview(&self, message: &Message) -> String {
+        match self {
+            Channel::DingTalk(c) => c.preview(message),
+            Channel::Slack(c) => c.preview(message),
+            Channel::Email(c) => c.preview(message),
+            Channel::Feishu(c) => c.preview(message),
+            Channel::WeCom(c) => c.preview(message),
+            Channel::Webhook(c) => c.preview(message),
+            Channel::Console(c) => c.preview(message),
+        }
+    }
+}
+
+/// The body text of a message: the channel's template if it has one, else `builtin`.
+pub fn body_or_template(
+    config_template: Option<&str>,
+    message: &Message,
+    builtin: impl FnOnce() -> String,
+) -> String {
+    match config_template {
+        Some(template) => render::render_template(template, message),
+        None => builtin(),
+    }
+}
+
+/// The title: the channel's `title_template` if it has one, else the built-in title.
+pub fn title_or_template(config_template: Option<&str>, message: &Message) -> String {
+    match config_template {
+        Some(template) => render::render_template(template, message)
+            .trim()
+            .to_string(),
+        None => render::title(message),
+    }
+}
+
+/// A realistic sample message, for `test-notify` and golden tests.
+pub fn sample_message(now: chrono::DateTime<chrono::Utc>) -> Message {
+    use crate::dts::ErrorDetail;
+    use crate::rules::{JobInfo, Reason, StepInfo, StepValues};
+    let job = JobInfo {
+        id: "dtsl1fecyc1e01".into(),
+        name: "orders mysql -> polardb".into(),
+        region: "cn-hangzhou".into(),
+    };
+    let event = Event {
+        status: EventStatus::Firing,
+        reason: Reason::FirstNotification,
+        rule: "step failed".into(),
+        kind: "failed".into(),
+        severity: Severity::Critical,
+        job: job.clone(),
+        step: Some(StepInfo {
+            path: "st03full/st03full_0001".into(),
+            label: "全量迁移 (03) › order_items".into(),
+            name: "order_items".into(),
+            code: Some("03".into()),
+            sub_step_id: Some("st03full_0001".into()),
+            parent_name: Some("全量迁移".into()),
+        }),
+        summary: "state is Failed (sample alert from dtswatch test-notify)".into(),
+        changes: vec![
+            "State: running → Failed".into(),
+            "ErrMsg: — → \"DTS-1020042 Execute sql error: Duplicate entry '1842' for key 'PRIMARY'\"".into(),
+        ],
+        current: Some(StepValues {
+            state: "Failed".into(),
+            progress: Some(30),
+            latency_ms: None,
+            err_msg: Some("DTS-1020042 Execute sql error: Duplicate entry '1842' for key 'PRIMARY'".into()),
+            error_details: vec![ErrorDetail {
+                code: Some("DTS-1020042".into()),
+                help_url: Some("https://help.aliyun.com/document_detail/462133.html".into()),
+            }],
+            need_acceleration: Some(false),
+        }),
+        first_seen: now,
+        at: now,
+        runbook: None,
+    };
+    Message {
+        notifications: vec![Notification {
+            job,
+            events: vec![event],
+        }],
+    }
+}

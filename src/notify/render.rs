@@ -1,0 +1,314 @@
+//! From events to words: the title, and each event as a headline plus labelled
+//! fields, which every channel then writes in its own dialect (DingTalk and
+//! WeCom markdown, Slack mrkdwn, Feishu lark_md, plain text, HTML). Also the
+//! per-channel minijinja templates and truncation with a visible marker.
+//! Pure functions only.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::Message;
+use crate::config::Severity;
+use crate::output::latency_text;
+use crate::rules::{Event, EventStatus, JobInfo};
+
+/// More events than this are listed one line each instead of in full.
+pub const DETAILED_EVENTS: usize = 5;
+
+/// `2026-11-30 10:00:30 UTC`.
+pub fn time_text(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+pub fn status_word(status: EventStatus) -> &'static str {
+    match status {
+        EventStatus::Firing => "FIRING",
+        EventStatus::Resolved => "RESOLVED",
+    }
+}
+
+/// A coloured mark that reads at a glance in a chat list.
+pub fn mark(status: EventStatus, severity: Severity) -> &'static str {
+    match (status, severity) {
+        (EventStatus::Resolved, _) => "✅",
+        (EventStatus::Firing, Severity::Critical) => "🔴",
+        (EventStatus::Firing, Severity::Warning) => "🟠",
+        (EventStatus::Firing, Severity::Info) => "🔵",
+    }
+}
+
+/// `[FIRING critical] step failed · orders mysql -> polardb` for one event;
+/// counts for more.
+pub fn title(message: &Message) -> String {
+    let events: Vec<&Event> = message.events().collect();
+    let status = message.status();
+    let severity = message.severity();
+    let prefix = format!("[{} {}]", status_word(status), severity);
+    match (events.as_slice(), message.notifications.len()) {
+        ([only], _) => {
+            let step = only
+                .step
+                .as_ref()
+                .map(|s| format!(" · {}", s.label))
+                .unwrap_or_default();
+            format!("{prefix} {} · {}{step}", only.rule, only.job.name)
+        }
+        (_, 1) => format!(
+            "{prefix} {} alerts · {}",
+            events.len(),
+            message.notifications[0].job.name
+        ),
+        (_, jobs) => format!("{prefix} {} alerts on {jobs} DTS jobs", events.len()),
+    }
+}
+
+/// One event as a headline and labelled fields, in reading order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventView {
+    pub status: EventStatus,
+    pub severity: Severity,
+    /// `FIRING · critical · step failed`.
+    pub headline: String,
+    pub fields: Vec<(&'static str, String)>,
+}
+
+fn job_text(job: &JobInfo) -> String {
+    format!("{} ({}, {})", job.name, job.id, job.region)
+}
+
+fn yes_no(value: Option<bool>) -> &'static str {
+    match value {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "—",
+    }
+}
+
+pub fn event_view(event: &Event) -> EventView {
+    let mut fields = vec![("Job", job_text(&event.job))];
+    if let Some(step) = &event.step {
+        let mut text = step.label.clone();
+        if let Some(id) = &step.sub_step_id {
+            text.push_str(&format!(" (sub-step {id})"));
+        }
+        fields.push(("Step", text));
+    }
+    fields.push(("What", event.summary.clone()));
+    if !event.changes.is_empty() {
+        fields.push(("Changed", event.changes.join("; ")));
+    }
+    if let Some(now) = &event.current {
+        fields.push((
+            "Now",
+            format!(
+                "state {} · progress {} · latency {} · NeedAcceleration {}",
+                now.state,
+                now.progress
+                    .map(|p| format!("{p}%"))
+                    .unwrap_or_else(|| "—".into()),
+                match now.latency_ms {
+                    Some(ms) => latency_text(Some(ms)),
+                    None => "—".into(),
+                },
+                yes_no(now.need_acceleration),
+            ),
+        ));
+        if let Some(err) = &now.err_msg {
+            fields.push(("ErrMsg", err.clone()));
+        }
+        let details: Vec<String> = now
+            .error_details
+            .iter()
+            .filter(|d| !d.is_success())
+            .map(|d| match (&d.code, &d.help_url) {
+                (Some(code), Some(url)) => format!("{code} ({url})"),
+                (Some(code), None) => code.clone(),
+                (None, Some(url)) => url.clone(),
+                (None, None) => String::new(),
+            })
+            .filter(|t| !t.is_empty())
+            .collect();
+        if !details.is_empty() {
+            fields.push(("ErrorDetails", details.join(", ")));
+        }
+    }
+    fields.push(("First seen", time_text(event.first_seen)));
+    fields.push(("At", time_text(event.at)));
+    if let Some(runbook) = &event.runbook {
+        fields.push(("Runbook", runbook.clone()));
+    }
+    EventView {
+        status: event.status,
+        severity: event.severity,
+        headline: format!(
+            "{} · {} · {}",
+            status_word(event.status),
+            event.severity,
+            event.rule
+        ),
+        fields,
+    }
+}
+
+/// `FIRING critical step failed · orders · 全量迁移 (03): state is Failed`, for long lists.
+pub fn event_line(event: &Event) -> String {
+    let step = event
+        .step
+        .as_ref()
+        .map(|s| format!(" · {}", s.label))
+        .unwrap_or_default();
+    format!(
+        "{} {} {} · {}{step}: {}",
+        status_word(event.status),
+        event.severity,
+        event.rule,
+        event.job.name,
+        event.summary
+    )
+}
+
+/// Cuts `text` to at most `max` bytes (on a character boundary), ending with a marker saying how much was cut.
+pub fn truncate_bytes(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let marker_room = 64.min(max);
+    let mut cut = max - marker_room;
+    while cut > 0 && !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let marker = format!("\n…(truncated, {} more bytes)", text.len() - cut);
+    let mut out = String::with_capacity(max);
+    out.push_str(&text[..cut]);
+    out.push_str(&marker);
+    if out.len() > max {
+        // A marker longer than the room left (tiny limits): plain cut.
+        let mut end = max;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+    }
+    out
+}
+
+/// Cuts `text` to at most `max` characters with a marker.
+pub fn truncate_chars(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_string();
+    }
+    // The marker takes at most 48 characters.
+    let keep = max.saturating_sub(48);
+    let kept: String = text.chars().take(keep).collect();
+    format!("{kept}\n…(truncated, {} more characters)", count - keep)
+}
+
+/// What templates see.
+#[derive(Debug, Serialize)]
+pub struct TemplateContext<'a> {
+    pub title: String,
+    pub status: &'static str,
+    pub severity: Severity,
+    pub count: usize,
+    pub events: Vec<&'a Event>,
+}
+
+/// Renders a channel's minijinja template; errors become text so a broken
+/// template still sends something.
+pub fn render_template(template: &str, message: &Message) -> String {
+    let context = TemplateContext {
+        title: title(message),
+        status: status_word(message.status()),
+        severity: message.severity(),
+        count: message.events().count(),
+        events: message.events().collect(),
+    };
+    let env = minijinja::Environment::new();
+    match env.render_str(template, minijinja::value::Serde(&context)) {
+        Ok(text) => text,
+        Err(e) => format!("{}\n(template error: {e})", title(message)),
+    }
+}
+
+/// Markdown in the DingTalk / WeCom / Feishu style: `**label:** value` lines.
+pub fn markdown(message: &Message, bold: &str, separator: &str) -> String {
+    let events: Vec<&Event> = message.events().collect();
+    let mut out = String::new();
+    if events.len() > DETAILED_EVENTS {
+        for event in &events {
+            out.push_str(&format!(
+                "- {} {}{separator}",
+                mark(event.status, event.severity),
+                event_line(event)
+            ));
+        }
+        return out;
+    }
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            out.push_str(&format!("---{separator}"));
+        }
+        let view = event_view(event);
+        out.push_str(&format!(
+            "{bold}{} {}{bold}{separator}",
+            mark(view.status, view.severity),
+            view.headline
+        ));
+        for (label, value) in &view.fields {
+            out.push_str(&format!("{bold}{label}:{bold} {value}{separator}"));
+        }
+    }
+    out
+}
+
+/// Plain text: the title, then each event's fields.
+pub fn plain_text(message: &Message) -> String {
+    let events: Vec<&Event> = message.events().collect();
+    let mut out = format!("{}\n", title(message));
+    if events.len() > DETAILED_EVENTS {
+        for event in &events {
+            out.push_str(&format!("- {}\n", event_line(event)));
+        }
+        return out;
+    }
+    for event in events {
+        let view = event_view(event);
+        out.push_str(&format!("\n{}\n", view.headline));
+        for (label, value) in &view.fields {
+            out.push_str(&format!("  {label}: {value}\n"));
+        }
+    }
+    out
+}
+
+/// Escapes text for HTML.
+pub fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_keeps_utf8_and_says_what_was_cut() {
+        let text = "预".repeat(10_000);
+        let cut = truncate_bytes(&text, 1000);
+        assert!(cut.len() <= 1000);
+        assert!(cut.contains("truncated"), "{cut}");
+        assert_eq!(truncate_bytes("short", 100), "short");
+        let chars = truncate_chars(&"x".repeat(5000), 3000);
+        assert!(chars.chars().count() <= 3000);
+        assert!(chars.ends_with("more characters)"), "{chars}");
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(html_escape("<b>&\"'"), "&lt;b&gt;&amp;&quot;&#39;");
+    }
+}

@@ -1,0 +1,197 @@
+//! WeCom (企业微信) group robot: a markdown message (≤ 4,096 bytes) with
+//! coloured status; the `key` in the URL is the secret. Markdown cannot
+//! mention people by mobile, so when mentions are configured a short text
+//! message with `mentioned_list` / `mentioned_mobile_list` follows it.
+//! `errcode` 45009 is the 20-per-minute limit (retried); 93000 an invalid key.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::render::{self, truncate_bytes};
+use super::{Delivered, Message, Notifier, SendError, body_or_template, http, title_or_template};
+use crate::config::{ChannelConfig, ChannelKind, Secret};
+use crate::rules::EventStatus;
+
+/// WeCom's limit for markdown content.
+pub const MAX_MARKDOWN_BYTES: usize = 4_096;
+/// WeCom's limit for text content.
+const MAX_TEXT_BYTES: usize = 2_048;
+
+pub struct WeCom {
+    url: Secret,
+    mentioned_mobiles: Vec<String>,
+    mentioned_users: Vec<String>,
+    template: Option<String>,
+    title_template: Option<String>,
+    http: reqwest::Client,
+}
+
+impl WeCom {
+    pub fn new(config: &ChannelConfig, http: reqwest::Client) -> Self {
+        let ChannelKind::WeCom {
+            url,
+            mentioned_mobiles,
+            mentioned_users,
+        } = &config.kind
+        else {
+            unreachable!("WeCom::new is only called for wecom channels");
+        };
+        Self {
+            url: url.clone(),
+            mentioned_mobiles: mentioned_mobiles.clone(),
+            mentioned_users: mentioned_users.clone(),
+            template: config.template.clone(),
+            title_template: config.title_template.clone(),
+            http,
+        }
+    }
+
+    fn bodies(&self, message: &Message) -> Vec<Value> {
+        let title = title_or_template(self.title_template.as_deref(), message);
+        let content = body_or_template(self.template.as_deref(), message, || {
+            builtin_markdown(message, &title)
+        });
+        let mut bodies = vec![build_markdown(&content)];
+        if let Some(mention) = build_mention(&title, &self.mentioned_users, &self.mentioned_mobiles)
+        {
+            bodies.push(mention);
+        }
+        bodies
+    }
+}
+
+impl Notifier for WeCom {
+    async fn send(&self, message: &Message) -> Result<Delivered, SendError> {
+        let mut answers = Vec::new();
+        for (i, body) in self.bodies(message).iter().enumerate() {
+            let result = async {
+                let (status, headers, text) =
+                    http::post_json(&self.http, self.url.expose(), body, &[]).await?;
+                http::classify_status(status, &headers, &text)?;
+                check_answer(&text)
+            }
+            .await;
+            match (i, result) {
+                (_, Ok(delivered)) => answers.push(delivered.answer),
+                (0, Err(e)) => return Err(e),
+                // The alert itself went out; a failed mention is logged, not retried (that would repeat the alert).
+                (_, Err(e)) => {
+                    tracing::warn!(error = %e, "WeCom mention message failed after the alert was delivered");
+                    answers.push(format!("mention failed: {e}"));
+                }
+            }
+        }
+        Ok(Delivered {
+            answer: answers.join("; "),
+        })
+    }
+
+    fn preview(&self, message: &Message) -> String {
+        self.bodies(message)
+            .iter()
+            .map(|b| serde_json::to_string_pretty(b).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn builtin_markdown(message: &Message, title: &str) -> String {
+    let colour = match message.status() {
+        EventStatus::Resolved => "info",
+        EventStatus::Firing => "warning",
+    };
+    format!(
+        "<font color=\"{colour}\">**{title}**</font>\n{}",
+        render::markdown(message, "**", "\n")
+    )
+}
+
+pub fn build_markdown(content: &str) -> Value {
+    json!({ "msgtype": "markdown", "markdown": { "content": truncate_bytes(content.trim_end(), MAX_MARKDOWN_BYTES) } })
+}
+
+/// The text message that carries the mentions, if any are configured.
+pub fn build_mention(title: &str, users: &[String], mobiles: &[String]) -> Option<Value> {
+    if users.is_empty() && mobiles.is_empty() {
+        return None;
+    }
+    Some(json!({
+        "msgtype": "text",
+        "text": {
+            "content": truncate_bytes(title, MAX_TEXT_BYTES),
+            "mentioned_list": users,
+            "mentioned_mobile_list": mobiles,
+        }
+    }))
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    errcode: Option<i64>,
+    errmsg: Option<String>,
+}
+
+pub fn check_answer(text: &str) -> Result<Delivered, SendError> {
+    let answer: Answer = serde_json::from_str(text)
+        .map_err(|_| SendError::retry(format!("unreadable WeCom answer: {text}")))?;
+    let message = answer.errmsg.unwrap_or_default();
+    match answer.errcode {
+        Some(0) => Ok(Delivered {
+            answer: text.to_string(),
+        }),
+        Some(45009) => Err(SendError::Retryable {
+            reason: format!("WeCom errcode 45009: {message}"),
+            retry_after: Some(Duration::from_secs(60)),
+        }),
+        Some(-1) => Err(SendError::retry(format!("WeCom errcode -1: {message}"))),
+        Some(code) => Err(SendError::Permanent(format!(
+            "WeCom errcode {code}: {message}"
+        ))),
+        None => Err(SendError::retry(format!(
+            "WeCom answer without errcode: {text}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::sample_message;
+
+    #[test]
+    fn golden_markdown_and_mention() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-30T10:00:30Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let message = sample_message(now);
+        let body = build_markdown(&builtin_markdown(&message, &render::title(&message)));
+        let content = body["markdown"]["content"].as_str().unwrap();
+        assert!(content.starts_with("<font color=\"warning\">**[FIRING critical] step failed · orders mysql -> polardb · 全量迁移 (03) › order_items**</font>\n**🔴 FIRING · critical · step failed**\n"), "{content}");
+        let mention = build_mention("t", &["zhangsan".into()], &["13800000000".into()]).unwrap();
+        assert_eq!(mention["text"]["mentioned_mobile_list"][0], "13800000000");
+        assert!(build_mention("t", &[], &[]).is_none());
+    }
+
+    #[test]
+    fn markdown_is_cut_to_4096_bytes() {
+        let body = build_markdown(&"企".repeat(5_000));
+        let content = body["markdown"]["content"].as_str().unwrap();
+        assert!(content.len() <= MAX_MARKDOWN_BYTES);
+        assert!(content.contains("truncated"));
+    }
+
+    #[test]
+    fn answers() {
+        assert!(check_answer(r#"{"errcode":0,"errmsg":"ok"}"#).is_ok());
+        assert!(matches!(
+            check_answer(r#"{"errcode":45009,"errmsg":"api freq out of limit"}"#),
+            Err(SendError::Retryable { .. })
+        ));
+        assert!(matches!(
+            check_answer(r#"{"errcode":93000,"errmsg":"invalid webhook url"}"#),
+            Err(SendError::Permanent(_))
+        ));
+    }
+}
