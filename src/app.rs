@@ -8,19 +8,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use tokio_util::sync::CancellationToken;
 
 use crate::aliyun::{AliyunClient, Environment};
 use crate::cli::{Cli, Command};
 use crate::commands;
 use crate::config::{self, Config, ConfigErrors};
+use crate::daemon;
 use crate::notify::outbox::Deliverer;
 use crate::output;
 use crate::poll::{self, Alerting, Recorder};
 use crate::report;
-use crate::scheduler;
 use crate::sim::{self, Simulator};
-use crate::store::{self, Store};
+use crate::store::Store;
 
 /// The demo's config, also shipped as `config/demo.toml` for people to copy.
 pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
@@ -57,7 +56,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     // Commands that need no config file.
     match &cli.command {
         Command::CheckConfig => return Ok(check_config(&cli.config)),
-        Command::Demo { interval } => return demo(*interval, shutdown_signal()).await,
+        Command::Demo => return demo(shutdown_signal()).await,
         Command::Simulator { listen, scenario } => {
             return simulator(*listen, scenario.as_deref()).await;
         }
@@ -101,9 +100,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             channel.as_deref(),
             job.as_deref(),
         ),
-        Command::CheckConfig | Command::Demo { .. } | Command::Simulator { .. } => {
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::CheckConfig | Command::Demo | Command::Simulator { .. } => Ok(ExitCode::SUCCESS),
     }
 }
 
@@ -154,7 +151,8 @@ pub async fn once(config: &Config, env: &Environment) -> anyhow::Result<ExitCode
     let deliverer = Deliverer::new(recorder.store().clone(), config).map_err(anyhow::Error::msg)?;
     let mut rows = Vec::new();
     let mut failures = 0;
-    for (job, (at, duration, result)) in config.jobs.iter().zip(poll_all(config, &clients).await) {
+    let jobs = daemon::discover_once(config, &clients).await;
+    for (job, (at, duration, result)) in jobs.iter().zip(poll_all(config, &jobs, &clients).await) {
         let report = recorder
             .record(job, "config", at, duration, &result, &alerting)
             .await
@@ -207,10 +205,10 @@ type Polled = (
 );
 
 /// Polls every configured job concurrently (bounded by `poll.concurrency`), results in job order.
-async fn poll_all(config: &Config, clients: &Clients) -> Vec<Polled> {
+async fn poll_all(config: &Config, jobs: &[config::JobConfig], clients: &Clients) -> Vec<Polled> {
     let semaphore = Arc::new(tokio::sync::Semaphore::new(config.poll.concurrency));
     let mut tasks = Vec::new();
-    for job in &config.jobs {
+    for job in jobs {
         let client = clients.get(&job.account).cloned();
         let job = job.clone();
         let semaphore = semaphore.clone();
@@ -254,173 +252,17 @@ pub async fn run(
     env: Environment,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let clients = Arc::new(Clients::build(&config, &env)?);
-    let recorder = Arc::new(Recorder::new(open_store(&config).await?));
-    let alerting = Arc::new(Alerting::from_config(&config));
-    let deliverer =
-        Arc::new(Deliverer::new(recorder.store().clone(), &config).map_err(anyhow::Error::msg)?);
-    let waker = deliverer.waker();
-    let cancel = CancellationToken::new();
-    tracing::info!(jobs = config.jobs.len(), database = %config.storage.path.display(), "dtswatch started");
-    let config = Arc::new(config);
-    let delivery = tokio::spawn(deliverer.run(cancel.clone()));
-    let retention = tokio::spawn(prune_forever(
-        recorder.store().clone(),
-        config.clone(),
-        cancel.clone(),
-    ));
-    let poller = poll_forever(
+    let path = config.source.clone();
+    daemon::run(
         config,
-        clients,
-        recorder,
-        alerting,
-        cancel.clone(),
-        move |job, report| {
-            if !report.changes.is_empty() {
-                tracing::info!(job = %job.id, changes = report.changes.len(), "steps changed");
-            }
-            for notice in &report.notices {
-                tracing::info!(job = %job.id, "{}", report::event_line(&notice.event, notice.suppressed.as_ref().map(|s| s.describe()).as_deref()));
-            }
-            if report.notices.iter().any(|n| n.suppressed.is_none()) {
-                waker.notify_waiters();
-            }
+        env,
+        shutdown,
+        daemon::Options {
+            config_path: Some(path),
+            ..daemon::Options::default()
         },
-    );
-    tokio::select! {
-        _ = poller => {},
-        _ = shutdown => tracing::info!("shutting down"),
-    }
-    cancel.cancel();
-    let _ = retention.await;
-    let _ = delivery.await;
-    Ok(())
-}
-
-/// Prunes old rows every `storage.prune_interval`.
-async fn prune_forever(store: Store, config: Arc<Config>, cancel: CancellationToken) {
-    loop {
-        let retention = chrono::Duration::from_std(config.storage.retention)
-            .unwrap_or_else(|_| chrono::Duration::days(30));
-        match store::retention::prune(&store, chrono::Utc::now() - retention).await {
-            Ok(pruned) if pruned != store::retention::Pruned::default() => {
-                tracing::info!(
-                    polls = pruned.polls,
-                    snapshots = pruned.snapshots,
-                    step_states = pruned.step_states,
-                    "pruned old rows"
-                )
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "pruning failed; will try again"),
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(config.storage.prune_interval) => {}
-        }
-    }
-}
-
-/// A job, its schedule and jitter, its next fire time, and whether a poll is in flight.
-type ScheduleEntry = (
-    config::JobConfig,
-    config::CronSchedule,
-    std::time::Duration,
-    chrono::DateTime<chrono::Utc>,
-    Arc<std::sync::atomic::AtomicBool>,
-);
-
-/// Polls each job on its cron schedule (plus jitter) until cancelled, recording
-/// every poll with the rules and calling `report` with what each one amounted to.
-async fn poll_forever<F>(
-    config: Arc<Config>,
-    clients: Arc<Clients>,
-    recorder: Arc<Recorder>,
-    alerting: Arc<Alerting>,
-    cancel: CancellationToken,
-    report: F,
-) where
-    F: Fn(&config::JobConfig, &poll::PollReport) + Send + Sync + 'static,
-{
-    let report = Arc::new(report);
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(config.poll.concurrency));
-    let now = chrono::Utc::now();
-    let mut entries: Vec<ScheduleEntry> = config
-        .jobs
-        .iter()
-        .filter_map(|job| {
-            let schedule = job
-                .schedule
-                .clone()
-                .unwrap_or_else(|| config.poll.schedule.clone());
-            let jitter = scheduler::effective_jitter(&job.id, &schedule, config.poll.jitter, now);
-            let next = scheduler::next_fire(&schedule, jitter, now)?;
-            Some((
-                job.clone(),
-                schedule,
-                jitter,
-                next,
-                Arc::new(std::sync::atomic::AtomicBool::new(false)),
-            ))
-        })
-        .collect();
-    loop {
-        let Some(earliest) = entries.iter().map(|e| e.3).min() else {
-            return;
-        };
-        let wait = (earliest - chrono::Utc::now()).to_std().unwrap_or_default();
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
-        let now = chrono::Utc::now();
-        for (job, schedule, jitter, next, busy) in entries.iter_mut() {
-            if *next > now {
-                continue;
-            }
-            *next = scheduler::next_fire(schedule, *jitter, now)
-                .unwrap_or(now + chrono::Duration::days(365));
-            if busy.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                tracing::warn!(job = %job.id, "previous poll still running; skipping this tick");
-                continue;
-            }
-            let job = job.clone();
-            let busy = busy.clone();
-            let (semaphore, report, recorder, alerting) = (
-                semaphore.clone(),
-                report.clone(),
-                recorder.clone(),
-                alerting.clone(),
-            );
-            let client = clients.get(&job.account).cloned();
-            tokio::spawn(async move {
-                if let (Ok(_permit), Some(client)) = (semaphore.acquire_owned().await, client) {
-                    let started = std::time::Instant::now();
-                    let result = poll::fetch(&client, &job).await;
-                    if let Err(failure) = &result {
-                        tracing::warn!(job = %job.id, error = %failure.error, attempts = failure.attempts, "poll failed");
-                    }
-                    let recorded = recorder
-                        .record(
-                            &job,
-                            "config",
-                            chrono::Utc::now(),
-                            started.elapsed(),
-                            &result,
-                            alerting.as_ref(),
-                        )
-                        .await;
-                    match recorded {
-                        Ok(poll_report) => report(&job, &poll_report),
-                        Err(e) => {
-                            tracing::error!(job = %job.id, error = %e, "could not record the poll")
-                        }
-                    }
-                }
-                busy.store(false, std::sync::atomic::Ordering::SeqCst);
-            });
-        }
-    }
+    )
+    .await
 }
 
 /// An environment lookup that overlays `extra` on the process environment.
@@ -434,11 +276,14 @@ pub fn overlay_env(extra: Vec<(String, String)>) -> impl Fn(&str) -> Option<Stri
     }
 }
 
-/// Runs the built-in scenario against the simulator, printing what changes, until it ends.
-pub async fn demo(interval: u64, shutdown: impl Future<Output = ()>) -> anyhow::Result<ExitCode> {
-    let simulator = Simulator::with_scenario(sim::scenario::LIFECYCLE)
-        .await
-        .map_err(anyhow::Error::msg)?;
+/// Runs the daemon against the simulator's built-in scenario with the demo
+/// config, printing changes and alerts, until the scenario has played out.
+pub async fn demo(shutdown: impl Future<Output = ()>) -> anyhow::Result<ExitCode> {
+    let simulator = Arc::new(
+        Simulator::with_scenario(sim::scenario::LIFECYCLE)
+            .await
+            .map_err(anyhow::Error::msg)?,
+    );
     let workdir = tempfile_dir()?;
     let env = overlay_env(vec![
         ("DTSWATCH_SIM_ENDPOINT".into(), simulator.endpoint()),
@@ -449,65 +294,38 @@ pub async fn demo(interval: u64, shutdown: impl Future<Output = ()>) -> anyhow::
     ]);
     let config = config::parse(DEMO_CONFIG, Path::new("config/demo.toml"), &env)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let clients = Clients::build(&config, &Environment::default())?;
-    let recorder = Recorder::new(open_store(&config).await?);
-    let alerting = Alerting::from_config(&config);
-    let deliverer =
-        Deliverer::new(recorder.store().clone(), &config).map_err(anyhow::Error::msg)?;
+    let storage = config.storage.path.clone();
     println!(
-        "dtswatch demo: simulator on {}, polling {} job(s) every {interval}s",
-        simulator.endpoint(),
-        config.jobs.len()
+        "dtswatch demo: a DTS simulator on {} plays a migration from precheck to finish; dtswatch polls it every second.\n",
+        simulator.endpoint()
     );
-    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(interval.max(1)));
-    tokio::pin!(shutdown);
-    let mut extra_rounds = 1;
-    loop {
+    // Stop a couple of polls after the scenario has played out, or on Ctrl-C.
+    let finished = {
+        let simulator = simulator.clone();
+        async move {
+            while !simulator.scenario_finished() {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        }
+    };
+    let stop = async move {
         tokio::select! {
-            _ = &mut shutdown => break,
-            _ = ticker.tick() => {}
+            _ = finished => {},
+            _ = shutdown => {},
         }
-        for (job, (at, duration, result)) in
-            config.jobs.iter().zip(poll_all(&config, &clients).await)
-        {
-            let report = recorder
-                .record(job, "config", at, duration, &result, &alerting)
-                .await?;
-            if let Err(failure) = &result {
-                println!(
-                    "{}  {}: poll failed: {}",
-                    report::local_time(at),
-                    job.display_name(),
-                    failure.error
-                );
-            }
-            for change in report
-                .changes
-                .iter()
-                .filter(|c| !c.is_volatile() || report.first)
-            {
-                println!(
-                    "{}  {}: {change}",
-                    report::local_time(at),
-                    job.display_name()
-                );
-            }
-        }
-        deliverer
-            .drain(tokio::time::Instant::now() + std::time::Duration::from_secs(5))
-            .await?;
-        if simulator.scenario_finished() {
-            if extra_rounds == 0 {
-                break;
-            }
-            extra_rounds -= 1;
-        }
-    }
+    };
+    let options = daemon::Options {
+        echo: true,
+        ..daemon::Options::default()
+    };
+    daemon::run(config, Environment::default(), stop, options).await?;
+    let store = Store::open(&storage).await?;
     println!();
-    print!("{}", report::status(recorder.store()).await?);
-    recorder.store().close().await;
+    print!("{}", report::status(&store).await?);
+    store.close().await;
     let _ = std::fs::remove_dir_all(&workdir);
-    println!("dtswatch demo: scenario finished");
+    println!("\ndtswatch demo: scenario finished. `config/demo.toml` is the config it ran with.");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -92,11 +92,7 @@ pub enum Command {
     /// Validate the config and print a summary; exit 2 on errors.
     CheckConfig,
     /// A self-contained run against the built-in DTS simulator.
-    Demo {
-        /// Seconds between polls.
-        #[arg(long, default_value_t = 1)]
-        interval: u64,
-    },
+    Demo,
     /// Every job's last poll, steps and firing alerts (reads the database only).
     Status,
     /// The timeline of changes, poll failures and alerts of one job.

@@ -25,9 +25,8 @@ pub fn jitter_for(job_id: &str, max: Duration) -> Duration {
 
 /// The gap between two consecutive ticks after `now` (the schedule's period, for regular schedules).
 pub fn period(schedule: &CronSchedule, now: DateTime<Utc>) -> Option<Duration> {
-    let mut ticks = schedule.schedule.after(&now);
-    let first = ticks.next()?;
-    let second = ticks.next()?;
+    let first = schedule.next_after(now)?;
+    let second = schedule.next_after(first)?;
     (second - first).to_std().ok()
 }
 
@@ -50,18 +49,10 @@ pub fn next_fire(
 ) -> Option<DateTime<Utc>> {
     let jitter = chrono::Duration::from_std(jitter).ok()?;
     schedule
-        .schedule
-        .after(&(now - jitter))
-        .next()
+        .next_after(now - jitter)
         .map(|tick| tick + jitter)
         .filter(|fire| *fire > now)
-        .or_else(|| {
-            schedule
-                .schedule
-                .after(&now)
-                .next()
-                .map(|tick| tick + jitter)
-        })
+        .or_else(|| schedule.next_after(now).map(|tick| tick + jitter))
 }
 
 #[cfg(test)]

@@ -192,12 +192,20 @@ pub struct DiscoverConfig {
     pub resource_group_id: Option<String>,
 }
 
-/// A cron expression with seconds (`sec min hour dom mon dow [year]`); five-field
-/// expressions get `0` seconds prepended.
+/// When something happens: a cron expression with seconds (`sec min hour dom
+/// mon dow [year]`; five-field expressions get `0` seconds prepended), or
+/// `@every <duration>` for fixed intervals, sub-second ones included.
 #[derive(Debug, Clone)]
 pub struct CronSchedule {
     pub source: String,
-    pub schedule: cron::Schedule,
+    kind: ScheduleKind,
+}
+
+#[derive(Debug, Clone)]
+enum ScheduleKind {
+    Cron(Box<cron::Schedule>),
+    /// Ticks at multiples of the interval since the Unix epoch.
+    Every(Duration),
 }
 
 impl PartialEq for CronSchedule {
@@ -209,13 +217,23 @@ impl PartialEq for CronSchedule {
 impl CronSchedule {
     pub fn parse(text: &str) -> Result<Self, String> {
         let trimmed = text.trim();
+        if let Some(interval) = trimmed.strip_prefix("@every") {
+            let every = parse_duration(interval).map_err(|e| format!("`{trimmed}`: {e}"))?;
+            if every < Duration::from_millis(10) {
+                return Err(format!("`{trimmed}` is too often; use at least 10ms"));
+            }
+            return Ok(Self {
+                source: trimmed.to_string(),
+                kind: ScheduleKind::Every(every),
+            });
+        }
         let fields = trimmed.split_whitespace().count();
         let expression = match fields {
             5 => format!("0 {trimmed}"),
             6 | 7 => trimmed.to_string(),
             _ => {
                 return Err(format!(
-                    "`{trimmed}` is not a cron expression: expected 6 fields (sec min hour day month weekday), got {fields}"
+                    "`{trimmed}` is not a cron expression: expected 6 fields (sec min hour day month weekday) or `@every 30s`, got {fields}"
                 ));
             }
         };
@@ -223,8 +241,23 @@ impl CronSchedule {
             .map_err(|e| format!("`{trimmed}` is not a valid cron expression: {e}"))?;
         Ok(Self {
             source: trimmed.to_string(),
-            schedule,
+            kind: ScheduleKind::Cron(Box::new(schedule)),
         })
+    }
+
+    /// The first tick strictly after `after`.
+    pub fn next_after(
+        &self,
+        after: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        match &self.kind {
+            ScheduleKind::Cron(schedule) => schedule.after(&after).next(),
+            ScheduleKind::Every(every) => {
+                let every_ms = every.as_millis().max(1) as i64;
+                let next = (after.timestamp_millis().div_euclid(every_ms) + 1) * every_ms;
+                chrono::DateTime::from_timestamp_millis(next)
+            }
+        }
     }
 }
 
@@ -604,23 +637,37 @@ impl Config {
             .map(|c| format!("{} ({})", c.name, c.kind.type_name()))
             .collect::<Vec<_>>()
             .join(", ");
+        let watchdog = match &self.watchdog {
+            Some(w) => format!(
+                "watchdog: to {} after {} without a successful poll",
+                w.channels.join(", "),
+                format_duration(w.no_successful_poll)
+            ),
+            None => "watchdog: off".to_string(),
+        };
         format!(
-            "{} account(s), {} job(s), {} discovery entr{}, {} channel(s){}{}, {} rule(s){}{}, {} silence(s)\n\
-             poll schedule `{}`, database {}, retention {}",
+            "accounts: {} · jobs: {} · discovery entries: {} · silences: {}\n\
+             channels: {}\n\
+             rules: {}\n\
+             poll schedule `{}` · database {} · retention {} · {}",
             self.accounts.len(),
             self.jobs.len(),
             self.discover.len(),
-            if self.discover.len() == 1 { "y" } else { "ies" },
-            self.channels.len(),
-            if channels.is_empty() { "" } else { ": " },
-            channels,
-            self.rules.len(),
-            if kinds.is_empty() { "" } else { ": " },
-            kinds,
             self.silences.len(),
+            if channels.is_empty() {
+                "none".to_string()
+            } else {
+                channels
+            },
+            if kinds.is_empty() {
+                "none".to_string()
+            } else {
+                kinds
+            },
             self.poll.schedule.source,
             self.storage.path.display(),
             format_duration(self.storage.retention),
+            watchdog,
         )
     }
 }
@@ -646,6 +693,16 @@ mod tests {
         );
         assert!(CronSchedule::parse("61 * * * * *").is_err());
         assert!(CronSchedule::parse("* *").unwrap_err().contains("got 2"));
+        let every = CronSchedule::parse("@every 500ms").unwrap();
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-30T10:00:00.200Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            every.next_after(t).unwrap().timestamp_millis() - t.timestamp_millis(),
+            300
+        );
+        assert!(CronSchedule::parse("@every 1ms").is_err());
+        assert!(CronSchedule::parse("@every soon").is_err());
     }
 
     #[test]

@@ -39,9 +39,7 @@ impl Silence {
                     return false;
                 };
                 // The first window start after `now - duration` is active if it has begun.
-                cron.schedule
-                    .after(&(now - duration))
-                    .next()
+                cron.next_after(now - duration)
                     .is_some_and(|start| start <= now)
             }
         }

@@ -63,7 +63,7 @@ fn the_example_and_demo_configs_pass() {
         let (code, stdout, stderr) = check(&path);
         assert_eq!(code, 0, "{name}: {stderr}");
         assert!(stdout.contains(": ok"), "{stdout}");
-        assert!(stdout.contains("rule(s)"), "{stdout}");
+        assert!(stdout.contains("rules: "), "{stdout}");
     }
 }
 

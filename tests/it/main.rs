@@ -5,6 +5,7 @@ mod alerting;
 mod check_config;
 mod cli;
 mod client;
+mod daemon;
 mod delivery;
 mod helpers;
 mod operations;

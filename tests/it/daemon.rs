@@ -1,0 +1,628 @@
+//! The real `run` loop against the simulator with sub-second schedules:
+//! scheduling, no overlap, metrics, health, discovery, the watchdog, SIGHUP,
+//! SIGTERM, and the demo. Waits are generous upper bounds; what is asserted is
+//! what happened, not how fast.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dtswatch::aliyun::Environment;
+use dtswatch::daemon::{self, Options};
+use dtswatch::sim::{Fault, SimJob, SimOptions, SimStep, Simulator};
+use dtswatch::store::Store;
+
+use crate::helpers::parse_config;
+use crate::peers;
+
+/// Waits up to a minute for `check`, polling every 100 ms.
+async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn config_text(dir: &Path, endpoint: &str, jobs: &[&str], extra: &str) -> String {
+    let jobs: String = jobs
+        .iter()
+        .map(|j| format!("[[jobs]]\nid = \"{j}\"\nregion = \"cn-hangzhou\"\n\n"))
+        .collect();
+    format!(
+        r#"
+[storage]
+path = "{db}"
+
+[poll]
+schedule = "@every 200ms"
+jitter = "100ms"
+timeout = "5s"
+attempts = 2
+backoff = "10ms"
+max_backoff = "20ms"
+
+[server]
+listen = "127.0.0.1:0"
+unhealthy_after = 2
+
+[delivery]
+backoff = "50ms"
+max_backoff = "100ms"
+drain_timeout = "5s"
+
+[[accounts]]
+name = "sim"
+access_key_id = "dtswatch-demo"
+access_key_secret = "dtswatch-demo-secret"
+endpoint = "{endpoint}"
+
+{jobs}
+{extra}
+"#,
+        db = dir.join("dtswatch.db").display()
+    )
+}
+
+fn running(id: &str) -> SimJob {
+    SimJob::fixed(
+        id,
+        "cn-hangzhou",
+        vec![SimStep {
+            id: Some("s1".into()),
+            name: "增量迁移".into(),
+            code: Some("04".into()),
+            state: "Running".into(),
+            progress: 0,
+            latency_ms: Some(800),
+            ..Default::default()
+        }],
+    )
+}
+
+fn failing(id: &str) -> SimJob {
+    SimJob::fixed(
+        id,
+        "cn-hangzhou",
+        vec![SimStep {
+            id: Some("s1".into()),
+            name: "全量迁移".into(),
+            code: Some("03".into()),
+            state: "Failed".into(),
+            err: Some("DTS-1020042 boom".into()),
+            ..Default::default()
+        }],
+    )
+}
+
+/// A daemon running in this process; stopped when dropped.
+struct Running {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    addr: std::net::SocketAddr,
+}
+
+impl Running {
+    async fn start(config_text: String) -> Self {
+        let config = parse_config(&config_text);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (listening, addr) = tokio::sync::oneshot::channel();
+        let options = Options {
+            listening: Some(listening),
+            ..Options::default()
+        };
+        let task = tokio::spawn(daemon::run(
+            config,
+            Environment::default(),
+            async move {
+                let _ = stopped.await;
+            },
+            options,
+        ));
+        let addr = addr.await.expect("the daemon listens");
+        Self {
+            stop: Some(stop),
+            task,
+            addr,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let response = reqwest::get(format!("http://{}{path}", self.addr))
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    async fn metrics(&self) -> BTreeMap<String, f64> {
+        parse_prometheus(&self.get("/metrics").await.1)
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.unwrap().unwrap();
+    }
+}
+
+/// Parses Prometheus text: every sample line must be `name{labels} value`.
+fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
+    let mut samples = BTreeMap::new();
+    let mut typed = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            let name = parts.next().unwrap();
+            assert!(
+                matches!(parts.next(), Some("counter" | "gauge" | "histogram")),
+                "{line}"
+            );
+            typed.insert(name.to_string());
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("not a sample: {line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("not a number: {line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "bad metric name: {line}"
+        );
+        let family = name
+            .trim_end_matches("_bucket")
+            .trim_end_matches("_sum")
+            .trim_end_matches("_count");
+        assert!(
+            typed.contains(name) || typed.contains(family),
+            "sample before its TYPE: {line}"
+        );
+        if let Some(labels) = series.strip_prefix(name)
+            && !labels.is_empty()
+        {
+            assert!(
+                labels.starts_with('{') && labels.ends_with('}'),
+                "bad labels: {line}"
+            );
+        }
+        samples.insert(series.to_string(), value);
+    }
+    samples
+}
+
+fn polls_of(sim: &Simulator, job: &str) -> Vec<chrono::DateTime<chrono::Utc>> {
+    sim.requests()
+        .into_iter()
+        .filter(|r| r.job_id.as_deref() == Some(job))
+        .map(|r| r.at)
+        .collect()
+}
+
+#[tokio::test]
+async fn jobs_are_polled_on_schedule_and_metrics_count_what_happened() {
+    let sim = Simulator::start(SimOptions {
+        jobs: vec![running("dtsjob1"), running("dtsjob2"), failing("dtsjob3")],
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    sim.inject(Some("dtsjob1"), Fault::Throttling, 2);
+    let webhook = peers::webhook::Webhook::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[channels.hook]\ntype = \"webhook\"\nurl = \"{}\"\nsecret = \"{}\"\n\n[[rules]]\nname = \"step failed\"\nkind = \"failed\"\nchannels = [\"hook\"]",
+        webhook.url(),
+        webhook.secret
+    );
+    let daemon = Running::start(config_text(
+        dir.path(),
+        &sim.endpoint(),
+        &["dtsjob1", "dtsjob2", "dtsjob3"],
+        &extra,
+    ))
+    .await;
+    eventually("five polls of every job", async || {
+        ["dtsjob1", "dtsjob2", "dtsjob3"]
+            .iter()
+            .all(|j| polls_of(&sim, j).len() >= 5)
+            .then_some(())
+    })
+    .await;
+    eventually("the failure delivered", async || {
+        (!webhook.accepted().is_empty()).then_some(())
+    })
+    .await;
+    let metrics = daemon.metrics().await;
+    assert_eq!(
+        metrics["dtswatch_api_errors_total{code=\"Throttling.User\"}"], 2.0,
+        "both throttled answers were counted"
+    );
+    assert!(
+        metrics["dtswatch_polls_total{outcome=\"ok\"}"] >= 12.0,
+        "five polls of three jobs, two of them throttled once each"
+    );
+    assert_eq!(metrics["dtswatch_jobs_watched"], 3.0);
+    assert_eq!(
+        metrics["dtswatch_alerts{rule=\"step failed\",severity=\"critical\",status=\"firing\"}"],
+        1.0
+    );
+    assert!(metrics["dtswatch_notifications_total{channel=\"hook\",outcome=\"delivered\"}"] >= 1.0);
+    assert!(
+        metrics.contains_key("dtswatch_last_successful_poll_timestamp_seconds{job=\"dtsjob2\"}")
+    );
+    assert!(metrics["dtswatch_poll_duration_seconds_count"] >= 12.0);
+    assert_eq!(metrics["dtswatch_healthy"], 1.0);
+    let (status, body) = daemon.get("/healthz").await;
+    assert_eq!(status, 200, "{body}");
+    daemon.stop().await;
+    // The schedule never polls a job more often than every 200 ms.
+    for job in ["dtsjob1", "dtsjob2", "dtsjob3"] {
+        // Answers that ended a poll (a throttled answer is retried within the same poll).
+        let times: Vec<_> = sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.job_id.as_deref() == Some(job) && r.outcome == "Success")
+            .map(|r| r.at)
+            .collect();
+        let polls: Vec<_> = times.windows(2).map(|w| w[1] - w[0]).collect();
+        let fastest = polls.iter().min().unwrap();
+        assert!(
+            *fastest >= chrono::Duration::milliseconds(150),
+            "{job}: polls {fastest} apart"
+        );
+    }
+    // Throttled polls retried inside the same poll, not as extra polls.
+    let job1: Vec<String> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.job_id.as_deref() == Some("dtsjob1"))
+        .map(|r| r.outcome)
+        .take(3)
+        .collect();
+    assert_eq!(job1, ["Throttling.User", "Throttling.User", "Success"]);
+}
+
+#[tokio::test]
+async fn a_slow_job_never_overlaps_itself_and_the_skips_are_counted() {
+    let mut slow = running("dtsslow");
+    slow.script = dtswatch::sim::scenario::Script::Frames(vec![dtswatch::sim::Frame::Fault(
+        Fault::Slow(Duration::from_millis(700)),
+    )]);
+    let sim = Simulator::start(SimOptions {
+        jobs: vec![slow, running("dtsfast")],
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Running::start(config_text(
+        dir.path(),
+        &sim.endpoint(),
+        &["dtsslow", "dtsfast"],
+        "",
+    ))
+    .await;
+    eventually("four slow polls", async || {
+        (polls_of(&sim, "dtsslow").len() >= 4).then_some(())
+    })
+    .await;
+    let metrics = daemon.metrics().await;
+    daemon.stop().await;
+    let times = polls_of(&sim, "dtsslow");
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= chrono::Duration::milliseconds(690),
+            "a poll started while the previous one ran: {times:?}"
+        );
+    }
+    assert!(metrics["dtswatch_polls_skipped_total{job=\"dtsslow\"}"] >= 1.0);
+    assert!(!metrics.contains_key("dtswatch_polls_skipped_total{job=\"dtsfast\"}"));
+    assert!(
+        polls_of(&sim, "dtsfast").len() > times.len(),
+        "the fast job is not held up by the slow one"
+    );
+}
+
+#[tokio::test]
+async fn healthz_turns_503_when_dts_stops_answering_and_recovers() {
+    let sim = Simulator::start(SimOptions {
+        jobs: vec![running("dtsjob1")],
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Running::start(config_text(dir.path(), &sim.endpoint(), &["dtsjob1"], "")).await;
+    eventually("a first poll", async || {
+        (!polls_of(&sim, "dtsjob1").is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(daemon.get("/healthz").await.0, 200);
+    sim.set_offline(true);
+    let body = eventually("an unhealthy answer", async || {
+        let (status, body) = daemon.get("/healthz").await;
+        (status == 503).then_some(body)
+    })
+    .await;
+    assert!(
+        body.contains("unhealthy: the last 2 polls of every job failed"),
+        "{body}"
+    );
+    assert!(body.contains("HTTP503"), "{body}");
+    let metrics = daemon.metrics().await;
+    assert_eq!(metrics["dtswatch_healthy"], 0.0);
+    assert!(metrics["dtswatch_polls_total{outcome=\"server\"}"] >= 2.0);
+    sim.set_offline(false);
+    eventually("healthy again", async || {
+        (daemon.get("/healthz").await.0 == 200).then_some(())
+    })
+    .await;
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn discovery_adds_jobs_and_retires_the_ones_no_longer_listed() {
+    let mut gone = failing("dtsgone");
+    gone.job_type = "SYNC".into();
+    gone.tags.insert("team".into(), "orders".into());
+    let mut stays = running("dtsstays");
+    stays.job_type = "SYNC".into();
+    stays.tags.insert("team".into(), "orders".into());
+    let mut other_team = running("dtsbilling");
+    other_team.job_type = "SYNC".into();
+    other_team.tags.insert("team".into(), "billing".into());
+    let sim = Simulator::start(SimOptions {
+        jobs: vec![gone, stays, other_team],
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "[[discover]]\nregions = [\"cn-hangzhou\"]\ntags = { team = \"orders\" }\nrefresh = \"500ms\"\n\n[channels.c]\ntype = \"console\"\n\n[[rules]]\nname = \"step failed\"\nkind = \"failed\"\nchannels = [\"c\"]";
+    let daemon = Running::start(config_text(dir.path(), &sim.endpoint(), &[], extra)).await;
+    eventually("both orders jobs polled", async || {
+        (!polls_of(&sim, "dtsgone").is_empty() && !polls_of(&sim, "dtsstays").is_empty())
+            .then_some(())
+    })
+    .await;
+    assert!(polls_of(&sim, "dtsbilling").is_empty(), "tags filter");
+    let db = dir.path().join("dtswatch.db");
+    sim.remove_job("dtsgone");
+    let mut added = running("dtsnew");
+    added.job_type = "SYNC".into();
+    added.tags.insert("team".into(), "orders".into());
+    sim.add_job(added);
+    eventually("the new job polled", async || {
+        (!polls_of(&sim, "dtsnew").is_empty()).then_some(())
+    })
+    .await;
+    let reasons = eventually("the retired job's alert resolved", async || {
+        let store = Store::open(&db).await.unwrap();
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT e.status, e.reason FROM alert_events e JOIN alerts a ON a.id = e.alert JOIN jobs j ON j.id = a.job WHERE j.dts_job_id = 'dtsgone' ORDER BY e.id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let retired: Option<i64> = sqlx::query_scalar("SELECT retired_at FROM jobs WHERE dts_job_id = 'dtsgone'").fetch_one(store.pool()).await.unwrap();
+        store.close().await;
+        (rows.len() == 2 && retired.is_some()).then_some(rows)
+    })
+    .await;
+    assert_eq!(
+        reasons,
+        [
+            ("firing".to_string(), "first_notification".to_string()),
+            ("resolved".to_string(), "job_retired".to_string())
+        ]
+    );
+    let metrics = daemon.metrics().await;
+    assert_eq!(metrics["dtswatch_jobs_watched"], 2.0);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn the_watchdog_speaks_up_when_no_poll_succeeds() {
+    let sim = Simulator::start(SimOptions {
+        jobs: vec![running("dtsjob1")],
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    sim.set_offline(true);
+    let webhook = peers::webhook::Webhook::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[channels.self]\ntype = \"webhook\"\nurl = \"{}\"\nsecret = \"{}\"\n\n[watchdog]\nchannels = [\"self\"]\nno_successful_poll = \"1s\"",
+        webhook.url(),
+        webhook.secret
+    );
+    let daemon = Running::start(config_text(
+        dir.path(),
+        &sim.endpoint(),
+        &["dtsjob1"],
+        &extra,
+    ))
+    .await;
+    let firing = eventually("the watchdog alert", async || {
+        webhook.accepted().first().map(|r| r.json())
+    })
+    .await;
+    assert_eq!(
+        firing["alerts"][0]["labels"]["rule"],
+        "watchdog: no successful poll"
+    );
+    assert_eq!(firing["alerts"][0]["status"], "firing");
+    assert!(
+        firing["alerts"][0]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("no DTS poll has succeeded for")
+    );
+    sim.set_offline(false);
+    let resolved = eventually("the watchdog resolution", async || {
+        webhook.accepted().get(1).map(|r| r.json())
+    })
+    .await;
+    assert_eq!(resolved["alerts"][0]["status"], "resolved");
+    daemon.stop().await;
+}
+
+/// A free loopback port for a child process to listen on.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn sighup_reloads_a_good_config_keeps_the_old_one_on_errors_and_sigterm_drains() {
+    let sim = Simulator::start(SimOptions {
+        jobs: vec![running("dtsjob1"), running("dtsjob2")],
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let good = config_text(dir.path(), &sim.endpoint(), &["dtsjob1"], "")
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let path = dir.path().join("dtswatch.toml");
+    std::fs::write(&path, &good).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dtswatch"))
+        .args(["run", "-c"])
+        .arg(&path)
+        .env("DTSWATCH_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let scrape = async || -> Option<BTreeMap<String, f64>> {
+        let response = reqwest::get(&metrics_url).await.ok()?;
+        Some(parse_prometheus(&response.text().await.ok()?))
+    };
+    eventually("dtsjob1 polled", async || {
+        (!polls_of(&sim, "dtsjob1").is_empty()).then_some(())
+    })
+    .await;
+    // A broken config: the daemon says why and carries on with the old one.
+    std::fs::write(
+        &path,
+        good.replace(
+            "schedule = \"@every 200ms\"",
+            "schedule = \"every now and then\"",
+        ),
+    )
+    .unwrap();
+    signal(&child, "HUP");
+    eventually("the rejected reload counted", async || {
+        scrape()
+            .await
+            .filter(|m| m.get("dtswatch_config_reloads_total{result=\"error\"}") == Some(&1.0))
+    })
+    .await;
+    let before = polls_of(&sim, "dtsjob1").len();
+    eventually("polling goes on", async || {
+        (polls_of(&sim, "dtsjob1").len() > before + 2).then_some(())
+    })
+    .await;
+    assert!(polls_of(&sim, "dtsjob2").is_empty());
+    // A good config with a second job: picked up without a restart.
+    std::fs::write(
+        &path,
+        good.replace(
+            "[[jobs]]\nid = \"dtsjob1\"",
+            "[[jobs]]\nid = \"dtsjob2\"\nregion = \"cn-hangzhou\"\n\n[[jobs]]\nid = \"dtsjob1\"",
+        ),
+    )
+    .unwrap();
+    signal(&child, "HUP");
+    eventually("dtsjob2 polled after the reload", async || {
+        (!polls_of(&sim, "dtsjob2").is_empty()).then_some(())
+    })
+    .await;
+    signal(&child, "TERM");
+    let status = tokio::task::spawn_blocking(move || {
+        let status = child.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        (status, stderr)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.0.code(), Some(0), "{}", status.1);
+    assert!(
+        status
+            .1
+            .contains("schedule: `every now and then` is not a cron expression"),
+        "the reload error is logged: {}",
+        status.1
+    );
+    assert!(status.1.contains("config reload rejected"), "{}", status.1);
+    assert!(status.1.contains("config reloaded"), "{}", status.1);
+    assert!(
+        status.1.contains("shutting down") && status.1.contains("stopped"),
+        "{}",
+        status.1
+    );
+}
+
+#[test]
+fn the_demo_plays_the_whole_scenario_and_ends_by_itself() {
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_dtswatch"))
+        .arg("demo")
+        .env_remove("DTSWATCH_LOG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        ">>> 🟠 FIRING · warning · replication lag",
+        "What: latency 7m00s above 5m00s",
+        ">>> ✅ RESOLVED · warning · replication lag",
+        ">>> 🔴 FIRING · critical · step failed",
+        "ErrMsg: DTS-1020042 Execute sql error",
+        ">>> 🟠 FIRING · warning · progress stalled",
+        ">>> 🔵 FIRING · info · phase finished",
+        "What: State: Catched → Finished",
+        "UncaughtException:java.lang.NullPointerException",
+        "JOB                      ID              REGION",
+        "dtswatch demo: scenario finished",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing `{expected}` in:\n{stdout}"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(300),
+        "the demo ends by itself"
+    );
+}
