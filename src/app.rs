@@ -57,9 +57,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::CheckConfig => return Ok(check_config(&cli.config)),
         Command::Demo => return demo(shutdown_signal()).await,
-        Command::Simulator { listen, scenario } => {
-            return simulator(*listen, scenario.as_deref()).await;
-        }
+        Command::Simulator {
+            listen,
+            scenario,
+            generate,
+            frozen,
+        } => return simulator(*listen, scenario.as_deref(), *generate, *frozen).await,
         _ => {}
     }
     let config = match config::load(&cli.config) {
@@ -339,14 +342,24 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
 async fn simulator(
     listen: std::net::SocketAddr,
     scenario: Option<&Path>,
+    generate: Option<usize>,
+    frozen: bool,
 ) -> anyhow::Result<ExitCode> {
-    let text = match scenario {
-        Some(path) => {
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+    let jobs = match generate {
+        Some(n) => (0..n)
+            .map(|i| {
+                sim::SimJob::generated_with(&format!("bench{i:04}"), "cn-hangzhou", 8, 4, !frozen)
+            })
+            .collect(),
+        None => {
+            let text = match scenario {
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?,
+                None => sim::scenario::LIFECYCLE.to_string(),
+            };
+            sim::scenario::load(&text).map_err(anyhow::Error::msg)?.1
         }
-        None => sim::scenario::LIFECYCLE.to_string(),
     };
-    let (_, jobs) = sim::scenario::load(&text).map_err(anyhow::Error::msg)?;
     let simulator = Simulator::start(sim::SimOptions {
         listen,
         jobs,

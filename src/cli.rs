@@ -148,7 +148,14 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:9188")]
         listen: std::net::SocketAddr,
         /// A scenario file (TOML); default: the built-in lifecycle scenario.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "generate")]
         scenario: Option<PathBuf>,
+        /// Instead of a scenario, serve this many generated jobs (`bench0000`…),
+        /// 8 steps × 4 sub-steps each, latency moving every poll: the benchmark's load.
+        #[arg(long)]
+        generate: Option<usize>,
+        /// With --generate: every poll answers the same.
+        #[arg(long, requires = "generate")]
+        frozen: bool,
     },
 }

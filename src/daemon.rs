@@ -406,7 +406,11 @@ async fn schedule(daemon: Arc<Daemon>, cancel: CancellationToken, polls: TaskTra
                 entry.busy.clone(),
             );
             polls.spawn(async move {
-                poll_job(&daemon, &runtime, &job, source).await;
+                // A poll's future is a few kilobytes: it is only built (boxed)
+                // once a slot is free, so a thousand due jobs waiting cost little.
+                if let Ok(_permit) = runtime.polls.acquire().await {
+                    Box::pin(poll_job(&daemon, &runtime, &job, source)).await;
+                }
                 busy.store(false, Ordering::SeqCst);
             });
         }
@@ -415,9 +419,6 @@ async fn schedule(daemon: Arc<Daemon>, cancel: CancellationToken, polls: TaskTra
 
 /// One poll: fetch, record with the rules, count, and wake the delivery workers.
 async fn poll_job(daemon: &Daemon, runtime: &Runtime, job: &JobConfig, source: &str) {
-    let Ok(_permit) = runtime.polls.acquire().await else {
-        return;
-    };
     let Some(client) = runtime.clients.get(&job.account) else {
         tracing::error!(job = %job.id, account = %job.account, "no client for the job's account");
         return;
@@ -622,6 +623,7 @@ async fn retire_unless_listed(daemon: &Daemon, runtime: &Runtime, job: &JobConfi
         return;
     }
     let now = Utc::now();
+    let mut retired_row = None;
     let result: Result<(), store::StoreError> = async {
         let mut tx = daemon.store.begin().await?;
         let Some(row) = jobs::find(&mut tx, &job.id).await? else {
@@ -630,6 +632,7 @@ async fn retire_unless_listed(daemon: &Daemon, runtime: &Runtime, job: &JobConfi
         if row.retired_at.is_some() {
             return Ok(());
         }
+        retired_row = Some(row.id);
         jobs::retire(&mut tx, row.id, now).await?;
         let stored = JobConfig {
             id: row.dts_job_id.clone(),
@@ -646,6 +649,9 @@ async fn retire_unless_listed(daemon: &Daemon, runtime: &Runtime, job: &JobConfi
         Ok(())
     }
     .await;
+    if let Some(row) = retired_row {
+        runtime.alerting.settle_states(row, result.is_ok());
+    }
     match result {
         Ok(()) => {
             tracing::info!(job = %job.id, "job no longer listed by discovery; retired");

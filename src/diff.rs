@@ -3,12 +3,12 @@
 //! `JobStepName`), sub-steps within their parent the same way, so reordering
 //! is not a change and volatile fields never make a step appear twice.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dts::{ErrorDetail, JobSnapshot, State, Step};
+use crate::dts::snapshot::Counterparts;
+use crate::dts::{ErrorDetail, JobSnapshot, State, Step, Text};
 use crate::output::latency_text;
 
 /// What changed about one step.
@@ -20,18 +20,18 @@ pub enum ChangeKind {
     State {
         from: State,
         to: State,
-        from_raw: String,
-        to_raw: String,
+        from_raw: Text,
+        to_raw: Text,
     },
     ErrorAppeared {
-        message: String,
+        message: Text,
     },
     ErrorChanged {
-        from: String,
-        to: String,
+        from: Text,
+        to: Text,
     },
     ErrorCleared {
-        previous: String,
+        previous: Text,
     },
     ErrorDetails {
         from: Vec<ErrorDetail>,
@@ -50,8 +50,8 @@ pub enum ChangeKind {
         to: Option<bool>,
     },
     RedisPhase {
-        from: Option<String>,
-        to: Option<String>,
+        from: Option<Text>,
+        to: Option<Text>,
     },
 }
 
@@ -59,9 +59,9 @@ pub enum ChangeKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     /// `stepkey` or `stepkey/subkey`.
-    pub path: String,
+    pub path: Text,
     /// How people know the step: `全量迁移 (03)`, or `全量迁移 (03) › orders` for a sub-step.
-    pub label: String,
+    pub label: Text,
     #[serde(flatten)]
     pub kind: ChangeKind,
 }
@@ -179,31 +179,39 @@ fn diff_level(
     current_parent: Option<&Step>,
     changes: &mut Vec<Change>,
 ) {
-    let path = |step: &Step, parent: Option<&Step>| match parent {
-        Some(p) => format!("{}/{}", p.key, step.key),
-        None => step.key.clone(),
+    let path = |step: &Step, parent: Option<&Step>| -> Text {
+        match parent {
+            Some(p) => Text::from(format!("{}/{}", p.key, step.key)),
+            None => step.key.clone(),
+        }
     };
-    let before: HashMap<&str, &Step> = previous.iter().map(|s| (s.key.as_str(), s)).collect();
-    for step in current {
-        let step_path = path(step, current_parent);
-        let label = step_label(step, current_parent);
-        match before.get(step.key.as_str()) {
+    let label = |step: &Step, parent: Option<&Step>| Text::from(step_label(step, parent));
+    let before = Counterparts::new(previous);
+    let mut matched = 0;
+    for (position, step) in current.iter().enumerate() {
+        match before.find(position, &step.key) {
             None => {
                 changes.push(Change {
-                    path: step_path,
-                    label,
+                    path: path(step, current_parent),
+                    label: label(step, current_parent),
                     kind: ChangeKind::Appeared,
                 });
                 // Its sub-steps appear with it.
                 diff_level(&[], &step.sub_steps, None, Some(step), changes);
             }
             Some(old) => {
-                for kind in step_changes(old, step) {
-                    changes.push(Change {
-                        path: step_path.clone(),
-                        label: label.clone(),
-                        kind,
-                    });
+                matched += 1;
+                let kinds = step_changes(old, step);
+                if !kinds.is_empty() {
+                    let (step_path, step_label) =
+                        (path(step, current_parent), label(step, current_parent));
+                    for kind in kinds {
+                        changes.push(Change {
+                            path: step_path.clone(),
+                            label: step_label.clone(),
+                            kind,
+                        });
+                    }
                 }
                 if current_parent.is_none() {
                     diff_level(
@@ -217,12 +225,15 @@ fn diff_level(
             }
         }
     }
-    let now: HashMap<&str, &Step> = current.iter().map(|s| (s.key.as_str(), s)).collect();
-    for old in previous {
-        if !now.contains_key(old.key.as_str()) {
+    if matched == previous.len() {
+        return;
+    }
+    let now = Counterparts::new(current);
+    for (position, old) in previous.iter().enumerate() {
+        if now.find(position, &old.key).is_none() {
             changes.push(Change {
                 path: path(old, previous_parent),
-                label: step_label(old, previous_parent),
+                label: label(old, previous_parent),
                 kind: ChangeKind::Disappeared,
             });
         }
@@ -293,7 +304,7 @@ mod tests {
         Step {
             key: key.into(),
             id: Some(key.into()),
-            name: format!("name-{key}"),
+            name: format!("name-{key}").into(),
             code: Some("01".into()),
             serial: None,
             state: State::parse(state),
@@ -305,10 +316,6 @@ mod tests {
             need_acceleration: None,
             redis_phase: None,
             sub_job_count: None,
-            create_time: None,
-            boot_time: None,
-            finish_time: None,
-            modify_time: None,
             sub_steps: vec![],
         }
     }
@@ -320,7 +327,7 @@ mod tests {
     fn kinds(changes: &[Change]) -> Vec<(String, String)> {
         changes
             .iter()
-            .map(|c| (c.path.clone(), c.kind.to_string()))
+            .map(|c| (c.path.to_string(), c.kind.to_string()))
             .collect()
     }
 
@@ -336,7 +343,7 @@ mod tests {
                 ("a/x".into(), "appeared".into())
             ]
         );
-        assert_eq!(changes[1].label, "name-a (01) › name-x");
+        assert_eq!(&*changes[1].label, "name-a (01) › name-x");
     }
 
     #[test]
@@ -465,5 +472,28 @@ mod tests {
         let before = snap(vec![step("a", "○ Finished")]);
         let after = snap(vec![step("a", "Finished")]);
         assert!(diff(Some(&before), &after).is_empty());
+    }
+
+    #[test]
+    fn reordered_sub_steps_are_not_changes_and_a_missing_one_is() {
+        let mut a = step("a", "Running");
+        a.sub_steps = vec![step("x", "Running"), step("y", "Running")];
+        let b = step("b", "Finished");
+        let mut a2 = a.clone();
+        a2.sub_steps.reverse();
+        assert!(
+            diff(
+                Some(&snap(vec![a.clone(), b.clone()])),
+                &snap(vec![b.clone(), a2])
+            )
+            .is_empty()
+        );
+        let mut a3 = a.clone();
+        a3.sub_steps.remove(0);
+        let changes = diff(Some(&snap(vec![a, b.clone()])), &snap(vec![b, a3]));
+        assert_eq!(
+            kinds(&changes),
+            [("a/x".to_string(), "disappeared".to_string())]
+        );
     }
 }

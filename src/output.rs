@@ -77,14 +77,14 @@ pub fn snapshot_rows(job: &JobConfig, snapshot: &JobSnapshot) -> Vec<Vec<String>
             None => (step.label(), String::new()),
             Some(p) => (
                 p.label(),
-                step.id.clone().unwrap_or_else(|| step.name.clone()),
+                step.id.as_deref().unwrap_or(&step.name).to_string(),
             ),
         };
         rows.push(vec![
             job.display_name().to_string(),
             step_label,
             sub,
-            step.state_raw.clone(),
+            step.state_raw.to_string(),
             step.progress
                 .map(|p| format!("{p}%"))
                 .unwrap_or_else(|| "-".into()),

@@ -39,8 +39,9 @@ impl RateLimiter {
         Self {
             count,
             per,
+            // Not preallocated: `count` may be a generous `max_rps` that is never reached.
             log: std::sync::Mutex::new(Log {
-                events: VecDeque::with_capacity(count as usize),
+                events: VecDeque::new(),
             }),
         }
     }

@@ -44,7 +44,7 @@ pub fn list_job_step_call(req: &ListJobStepRequest<'_>) -> ApiCall {
 }
 
 /// Reads a `ListJobStep` body; only a body that is not a JSON object is an error.
-pub fn parse_list_job_step(body: &[u8]) -> Result<ListJobStepResponse, ApiError> {
+pub fn parse_list_job_step(body: &[u8]) -> Result<ListJobStepResponse<'_>, ApiError> {
     let malformed = |detail: String| ApiError::Malformed {
         status: 200,
         detail: format!("ListJobStep body is not the expected JSON object ({detail})"),
@@ -60,7 +60,8 @@ pub fn parse_list_job_step(body: &[u8]) -> Result<ListJobStepResponse, ApiError>
 /// One successful poll of one job.
 #[derive(Debug, Clone)]
 pub struct Fetched {
-    pub snapshot: JobSnapshot,
+    /// Shared: the recorder keeps it as the next poll's baseline without a copy.
+    pub snapshot: std::sync::Arc<JobSnapshot>,
     pub request_id: Option<String>,
     pub attempts: u32,
     pub retried: Vec<String>,
@@ -84,7 +85,7 @@ pub async fn list_job_step(
         retried: response.retried.clone(),
     })?;
     Ok(Fetched {
-        snapshot: JobSnapshot::from_response(&parsed),
+        snapshot: std::sync::Arc::new(JobSnapshot::from_response(&parsed)),
         request_id: parsed.request_id.or(response.request_id),
         attempts: response.attempts,
         retried: response.retried,

@@ -5,4 +5,4 @@ pub mod api;
 pub mod model;
 pub mod snapshot;
 
-pub use snapshot::{ErrorDetail, JobSnapshot, State, Step};
+pub use snapshot::{ErrorDetail, JobSnapshot, State, Step, Text};

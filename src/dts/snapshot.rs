@@ -3,7 +3,11 @@
 //! `State` enum, latency in milliseconds, and empty strings as absent. The raw
 //! state text is kept for messages.
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +25,7 @@ pub enum State {
     Pause,
     Finished,
     Failed,
-    Other(String),
+    Other(Text),
 }
 
 impl State {
@@ -36,7 +40,7 @@ impl State {
             "pause" | "paused" | "suspending" => State::Pause,
             "finished" | "finish" | "completed" => State::Finished,
             "failed" | "fail" => State::Failed,
-            _ => State::Other(trimmed.to_string()),
+            _ => State::Other(intern(trimmed)),
         }
     }
 
@@ -65,10 +69,44 @@ impl fmt::Display for State {
     }
 }
 
+/// Text in a snapshot. Shared, not copied: a snapshot is cloned and split
+/// often, and the texts that repeat across jobs (names, codes, states) are
+/// interned so that a thousand jobs' baselines hold one copy of each.
+pub type Text = Arc<str>;
+
+/// Texts interned so far. Entries nothing else holds are dropped whenever the
+/// set has doubled since the last sweep, so it stays the size of what is in use.
+struct Interner {
+    texts: HashSet<Text>,
+    sweep_at: usize,
+}
+
+static INTERNER: LazyLock<Mutex<Interner>> = LazyLock::new(|| {
+    Mutex::new(Interner {
+        texts: HashSet::new(),
+        sweep_at: 1024,
+    })
+});
+
+/// The shared copy of `text` (for short texts that repeat across jobs and polls).
+pub fn intern(text: &str) -> Text {
+    let mut interner = INTERNER.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(known) = interner.texts.get(text) {
+        return known.clone();
+    }
+    if interner.texts.len() >= interner.sweep_at {
+        interner.texts.retain(|t| Arc::strong_count(t) > 1);
+        interner.sweep_at = (interner.texts.len() * 2).max(1024);
+    }
+    let shared: Text = Arc::from(text);
+    interner.texts.insert(shared.clone());
+    shared
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorDetail {
-    pub code: Option<String>,
-    pub help_url: Option<String>,
+    pub code: Option<Text>,
+    pub help_url: Option<Text>,
 }
 
 impl ErrorDetail {
@@ -85,27 +123,23 @@ impl ErrorDetail {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     /// Identity across polls: `JobStepId`, else `Code` + `JobStepName`.
-    pub key: String,
-    pub id: Option<String>,
-    pub name: String,
-    pub code: Option<String>,
+    pub key: Text,
+    pub id: Option<Text>,
+    pub name: Text,
+    pub code: Option<Text>,
     pub serial: Option<i64>,
     pub state: State,
     /// The state exactly as DTS sent it, for messages.
-    pub state_raw: String,
+    pub state_raw: Text,
     pub progress: Option<i64>,
     /// `None` when DTS says "not applicable" (`-1`) or says nothing.
     pub latency_ms: Option<i64>,
     /// `None` when empty.
-    pub err_msg: Option<String>,
+    pub err_msg: Option<Text>,
     pub error_details: Vec<ErrorDetail>,
     pub need_acceleration: Option<bool>,
-    pub redis_phase: Option<String>,
+    pub redis_phase: Option<Text>,
     pub sub_job_count: Option<i64>,
-    pub create_time: Option<String>,
-    pub boot_time: Option<String>,
-    pub finish_time: Option<String>,
-    pub modify_time: Option<String>,
     pub sub_steps: Vec<Step>,
 }
 
@@ -114,7 +148,7 @@ impl Step {
     pub fn label(&self) -> String {
         match &self.code {
             Some(code) => format!("{} ({code})", self.name),
-            None => self.name.clone(),
+            None => self.name.to_string(),
         }
     }
 
@@ -131,7 +165,7 @@ pub struct JobSnapshot {
 }
 
 impl JobSnapshot {
-    pub fn from_response(response: &ListJobStepResponse) -> Self {
+    pub fn from_response(response: &ListJobStepResponse<'_>) -> Self {
         let mut steps: Vec<Step> = response.job_steps.iter().map(normalise_step).collect();
         dedupe_keys(&mut steps);
         for step in &mut steps {
@@ -144,7 +178,7 @@ impl JobSnapshot {
     pub fn walk(&self) -> Vec<(String, &Step, Option<&Step>)> {
         let mut out = Vec::new();
         for step in &self.steps {
-            out.push((step.key.clone(), step, None));
+            out.push((step.key.to_string(), step, None));
             for sub in &step.sub_steps {
                 out.push((format!("{}/{}", step.key, sub.key), sub, Some(step)));
             }
@@ -154,24 +188,115 @@ impl JobSnapshot {
 
     /// The step or sub-step at `path`.
     pub fn find(&self, path: &str) -> Option<&Step> {
+        self.find_with_parent(path).map(|(step, _)| step)
+    }
+
+    /// The step or sub-step at `path`, with its parent for a sub-step.
+    pub fn find_with_parent(&self, path: &str) -> Option<(&Step, Option<&Step>)> {
         let (top, sub) = match path.split_once('/') {
             Some((top, sub)) => (top, Some(sub)),
             None => (path, None),
         };
-        let step = self.steps.iter().find(|s| s.key == top)?;
+        let step = self.steps.iter().find(|s| &*s.key == top)?;
         match sub {
-            None => Some(step),
-            Some(sub) => step.sub_steps.iter().find(|s| s.key == sub),
+            None => Some((step, None)),
+            Some(sub) => step
+                .sub_steps
+                .iter()
+                .find(|s| &*s.key == sub)
+                .map(|s| (s, Some(step))),
         }
     }
 }
 
-fn non_empty(value: &Option<String>) -> Option<String> {
-    value
-        .as_ref()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+/// The trimmed text, or `None` when there is none.
+/// Finds a step's counterpart (same key) in another poll's list. Steps nearly
+/// always come back in the same order, so the same position is tried first
+/// and a map is built only when that fails.
+pub struct Counterparts<'a> {
+    steps: &'a [Step],
+    by_key: OnceCell<HashMap<&'a str, &'a Step>>,
+}
+
+impl<'a> Counterparts<'a> {
+    pub fn new(steps: &'a [Step]) -> Self {
+        Self {
+            steps,
+            by_key: OnceCell::new(),
+        }
+    }
+
+    /// The step keyed `key`; `position` is where the other list had it.
+    pub fn find(&self, position: usize, key: &str) -> Option<&'a Step> {
+        match self.steps.get(position) {
+            Some(step) if &*step.key == key => Some(step),
+            _ => self
+                .by_key
+                .get_or_init(|| self.steps.iter().map(|s| (&*s.key, s)).collect())
+                .get(key)
+                .copied(),
+        }
+    }
+}
+
+/// A step or sub-step of this poll, with its parent and its counterpart in the previous poll.
+#[derive(Debug, Clone, Copy)]
+pub struct StepPair<'a> {
+    pub step: &'a Step,
+    pub parent: Option<&'a Step>,
+    pub previous: Option<&'a Step>,
+}
+
+impl StepPair<'_> {
+    /// `key` or `parent/key`, as alerts and changes name the step.
+    pub fn path(&self) -> String {
+        match self.parent {
+            Some(parent) => format!("{}/{}", parent.key, self.step.key),
+            None => self.step.key.to_string(),
+        }
+    }
+
+    /// True when this is the step at `path`, compared without building the path.
+    pub fn is_at(&self, path: &str) -> bool {
+        match (self.parent, path.split_once('/')) {
+            (Some(parent), Some((top, sub))) => &*parent.key == top && &*self.step.key == sub,
+            (None, None) => &*self.step.key == path,
+            _ => false,
+        }
+    }
+}
+
+/// Every step then its sub-steps, each paired with its counterpart in `previous`.
+pub fn pair_steps<'a>(
+    current: &'a JobSnapshot,
+    previous: Option<&'a JobSnapshot>,
+) -> Vec<StepPair<'a>> {
+    let mut pairs = Vec::with_capacity(current.steps.iter().map(|s| 1 + s.sub_steps.len()).sum());
+    let before = previous.map(|p| Counterparts::new(&p.steps));
+    for (position, step) in current.steps.iter().enumerate() {
+        let old = before.as_ref().and_then(|b| b.find(position, &step.key));
+        pairs.push(StepPair {
+            step,
+            parent: None,
+            previous: old,
+        });
+        let old_subs = old.map(|o| Counterparts::new(&o.sub_steps));
+        for (sub_position, sub) in step.sub_steps.iter().enumerate() {
+            pairs.push(StepPair {
+                step: sub,
+                parent: Some(step),
+                previous: old_subs
+                    .as_ref()
+                    .and_then(|b| b.find(sub_position, &sub.key)),
+            });
+        }
+    }
+    pairs
+}
+
+/// The trimmed text, or `None` when there is none.
+fn non_empty<'a>(value: &'a Option<Cow<'_, str>>) -> Option<&'a str> {
+    value.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// Milliseconds from `IncLatencyMilliseconds`, else `IncLatencySeconds` × 1000; negative means n/a.
@@ -184,46 +309,43 @@ pub fn latency_ms(milliseconds: Option<i64>, seconds: Option<i64>) -> Option<i64
     }
 }
 
-fn step_key(id: &Option<String>, code: &Option<String>, name: &str) -> String {
+fn step_key(id: &Option<Text>, code: Option<&str>, name: &str) -> Text {
     match id {
         Some(id) => id.clone(),
-        None => format!("{}:{}", code.as_deref().unwrap_or(""), name),
+        // A key never holds `/`: paths join a step's key and its sub-step's with it.
+        None => Arc::from(format!("{}:{}", code.unwrap_or(""), name).replace('/', "_")),
     }
 }
 
-fn normalise_detail(d: &WireErrorDetail) -> ErrorDetail {
+fn normalise_detail(d: &WireErrorDetail<'_>) -> ErrorDetail {
     ErrorDetail {
-        code: non_empty(&d.error_code),
-        help_url: non_empty(&d.help_url),
+        code: non_empty(&d.error_code).map(intern),
+        help_url: non_empty(&d.help_url).map(intern),
     }
 }
 
-fn normalise_step(w: &WireStep) -> Step {
-    let id = non_empty(&w.job_step_id).map(|s| s.replace('/', "_"));
+fn normalise_step(w: &WireStep<'_>) -> Step {
+    let id: Option<Text> = non_empty(&w.job_step_id).map(|s| Arc::from(s.replace('/', "_")));
     let code = non_empty(&w.code);
     let name = non_empty(&w.job_step_name)
-        .or_else(|| code.clone())
-        .unwrap_or_else(|| "(unnamed step)".to_string());
-    let state_raw = w.state.clone().unwrap_or_default();
+        .or(code)
+        .unwrap_or("(unnamed step)");
+    let state_raw = w.state.as_deref().unwrap_or_default();
     Step {
-        key: step_key(&id, &code, &name),
+        key: step_key(&id, code, name),
         id,
-        state: State::parse(&state_raw),
-        state_raw,
-        name,
-        code,
+        state: State::parse(state_raw),
+        state_raw: intern(state_raw),
+        name: intern(name),
+        code: code.map(intern),
         serial: w.serial,
         progress: w.progress,
         latency_ms: latency_ms(w.inc_latency_milliseconds, w.inc_latency_seconds),
-        err_msg: non_empty(&w.err_msg),
+        err_msg: non_empty(&w.err_msg).map(Arc::from),
         error_details: w.error_details.iter().map(normalise_detail).collect(),
         need_acceleration: w.need_acceleration,
-        redis_phase: non_empty(&w.redis_phase_type),
+        redis_phase: non_empty(&w.redis_phase_type).map(intern),
         sub_job_count: w.sub_job_count,
-        create_time: non_empty(&w.create_time),
-        boot_time: non_empty(&w.boot_time),
-        finish_time: non_empty(&w.finish_time),
-        modify_time: non_empty(&w.modify_time),
         sub_steps: w.sub_job_steps.iter().map(normalise_step).collect(),
     }
 }
@@ -231,12 +353,12 @@ fn normalise_step(w: &WireStep) -> Step {
 /// Two steps sharing a key (same id, or same code+name without ids) get `#2`, `#3`
 /// suffixes in order, so every path stays unique.
 fn dedupe_keys(steps: &mut [Step]) {
-    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut seen: std::collections::HashMap<Text, usize> = std::collections::HashMap::new();
     for step in steps.iter_mut() {
         let count = seen.entry(step.key.clone()).or_insert(0);
         *count += 1;
         if *count > 1 {
-            step.key = format!("{}#{}", step.key, count);
+            step.key = Arc::from(format!("{}#{}", step.key, count));
         }
     }
 }
@@ -255,10 +377,10 @@ mod tests {
         let snap = snapshot(include_str!("../../tests/fixtures/list_job_step_seed.json"));
         assert_eq!(snap.steps.len(), 1);
         let step = &snap.steps[0];
-        assert_eq!(step.key, "l02c1f7h179****");
+        assert_eq!(&*step.key, "l02c1f7h179****");
         assert_eq!(step.label(), "预检查 (01)");
         assert_eq!(step.state, State::Finished);
-        assert_eq!(step.state_raw, "○ Finished");
+        assert_eq!(&*step.state_raw, "○ Finished");
         assert_eq!(step.progress, Some(100));
         // IncLatencySeconds is -1 but IncLatencyMilliseconds says 1.
         assert_eq!(step.latency_ms, Some(1));
@@ -273,7 +395,7 @@ mod tests {
         assert_eq!(step.failing_details().count(), 0);
         assert_eq!(step.need_acceleration, Some(true));
         let sub = &step.sub_steps[0];
-        assert_eq!(sub.key, "mj3z9w9s10am68o_0004_0000");
+        assert_eq!(&*sub.key, "mj3z9w9s10am68o_0004_0000");
         assert_eq!(sub.state, State::Running);
         assert_eq!(sub.latency_ms, Some(1), "string milliseconds on a sub-step");
         assert!(
@@ -324,17 +446,17 @@ mod tests {
                 State::Catched,
                 State::Pause,
                 State::Schedule,
-                State::Other(String::new()),
+                State::Other("".into()),
             ]
         );
-        assert_eq!(snap.steps[2].state_raw, "Retrying");
+        assert_eq!(&*snap.steps[2].state_raw, "Retrying");
     }
 
     #[test]
     fn nulls_everywhere() {
         let snap = snapshot(include_str!("../../tests/fixtures/odd_nulls.json"));
         let step = &snap.steps[0];
-        assert_eq!(step.key, "02:结构迁移", "no id: code + name");
+        assert_eq!(&*step.key, "02:结构迁移", "no id: code + name");
         assert_eq!(step.progress, None);
         assert_eq!(step.latency_ms, None);
         assert!(step.sub_steps.is_empty());
@@ -344,8 +466,8 @@ mod tests {
     #[test]
     fn missing_sub_steps_and_duplicate_id_less_steps() {
         let snap = snapshot(include_str!("../../tests/fixtures/odd_missing_fields.json"));
-        assert_eq!(snap.steps[0].key, "03:全量迁移");
-        assert_eq!(snap.steps[1].key, "03:全量迁移#2", "keys stay unique");
+        assert_eq!(&*snap.steps[0].key, "03:全量迁移");
+        assert_eq!(&*snap.steps[1].key, "03:全量迁移#2", "keys stay unique");
         assert_eq!(
             snap.steps[0].latency_ms, None,
             "-1 seconds means not applicable"
@@ -398,5 +520,74 @@ mod tests {
         assert_eq!(State::parse("Failed"), State::Failed);
         assert_eq!(State::parse("Init"), State::Init);
         assert_eq!(State::parse("NewThing").as_str(), "NewThing");
+    }
+
+    #[test]
+    fn escaped_and_plain_texts_read_the_same() {
+        let plain = snapshot(
+            r#"{"JobSteps":[{"JobStepId":"a","JobStepName":"全量迁移","State":"Running"}]}"#,
+        );
+        let escaped = snapshot(
+            r#"{"JobSteps":[{"JobStepId":"a","JobStepName":"\u5168\u91cf\u8fc1\u79fb","State":"Run\u006eing"}]}"#,
+        );
+        assert_eq!(plain, escaped);
+        assert_eq!(&*escaped.steps[0].name, "全量迁移");
+        assert_eq!(escaped.steps[0].state, State::Running);
+    }
+
+    #[test]
+    fn a_slash_in_an_id_less_name_cannot_break_paths() {
+        let snap = snapshot(
+            r#"{"JobSteps":[{"Code":"03","JobStepName":"orders/2024","SubJobSteps":[{"JobStepName":"a/b"}]}]}"#,
+        );
+        let step = &snap.steps[0];
+        assert_eq!(&*step.key, "03:orders_2024");
+        let path = format!("{}/{}", step.key, step.sub_steps[0].key);
+        assert_eq!(snap.find(&path).map(|s| &*s.name), Some("a/b"));
+    }
+
+    #[test]
+    fn interned_texts_are_shared_and_unused_ones_are_swept() {
+        let a = intern("dtswatch-intern-test");
+        let b = intern("dtswatch-intern-test");
+        assert!(Arc::ptr_eq(&a, &b));
+        drop((a, b));
+        // Enough distinct texts to force sweeps; the set stays near what is held.
+        let held: Vec<Text> = (0..3000).map(|i| intern(&format!("held-{i}"))).collect();
+        for i in 0..20_000 {
+            intern(&format!("dropped-{i}"));
+        }
+        let size = INTERNER.lock().map(|i| i.texts.len()).unwrap_or_default();
+        assert!(size < 3000 + 10_000, "swept: {size} texts kept");
+        assert!(
+            held.iter().all(|t| Arc::strong_count(t) >= 2),
+            "held texts stay interned"
+        );
+    }
+
+    #[test]
+    fn counterparts_are_found_in_place_or_after_a_reorder() {
+        let a = snapshot(
+            r#"{"JobSteps":[{"JobStepId":"a","SubJobSteps":[{"JobStepId":"x"},{"JobStepId":"y"}]},{"JobStepId":"b"}]}"#,
+        );
+        let b = snapshot(
+            r#"{"JobSteps":[{"JobStepId":"b"},{"JobStepId":"a","SubJobSteps":[{"JobStepId":"y"},{"JobStepId":"x"}]},{"JobStepId":"c"}]}"#,
+        );
+        let pairs = pair_steps(&b, Some(&a));
+        let named: Vec<(String, Option<&str>)> = pairs
+            .iter()
+            .map(|p| (p.path(), p.previous.map(|s| &*s.key)))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("b".to_string(), Some("b")),
+                ("a".to_string(), Some("a")),
+                ("a/y".to_string(), Some("y")),
+                ("a/x".to_string(), Some("x")),
+                ("c".to_string(), None),
+            ]
+        );
+        assert!(pairs[2].is_at("a/y") && !pairs[2].is_at("y") && !pairs[0].is_at("a/b"));
     }
 }

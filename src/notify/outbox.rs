@@ -322,6 +322,11 @@ impl Deliverer {
         concurrency: Arc<tokio::sync::Semaphore>,
     ) {
         loop {
+            // Listen before looking: a poll that queues a row and wakes us
+            // while we look must not find us not yet listening.
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
             let outcome = {
                 let Ok(_permit) = concurrency.acquire().await else {
                     return;
@@ -344,7 +349,7 @@ impl Deliverer {
                 .unwrap_or(std::time::Duration::from_secs(5));
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = self.wake.notified() => {},
+                _ = &mut woken => {},
                 _ = tokio::time::sleep(sleep) => {},
             }
         }

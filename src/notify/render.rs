@@ -122,8 +122,8 @@ pub fn event_view(event: &Event) -> EventView {
             .filter(|d| !d.is_success())
             .map(|d| match (&d.code, &d.help_url) {
                 (Some(code), Some(url)) => format!("{code} ({url})"),
-                (Some(code), None) => code.clone(),
-                (None, Some(url)) => url.clone(),
+                (Some(code), None) => code.to_string(),
+                (None, Some(url)) => url.to_string(),
                 (None, None) => String::new(),
             })
             .filter(|t| !t.is_empty())

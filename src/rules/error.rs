@@ -6,14 +6,13 @@
 use regex::Regex;
 
 use super::fingerprint::fingerprint;
-use super::{Finding, StepContext};
 use crate::dts::Step;
 use crate::rules::lifecycle::Condition;
 
 /// The text an error rule looks at: `ErrMsg`, else the failing error codes.
 pub fn error_text(step: &Step) -> Option<String> {
     if let Some(message) = &step.err_msg {
-        return Some(message.clone());
+        return Some(message.to_string());
     }
     let codes: Vec<&str> = step
         .failing_details()
@@ -26,18 +25,32 @@ pub fn error_text(step: &Step) -> Option<String> {
     }
 }
 
-pub fn check(pattern: Option<&Regex>, ignore: Option<&Regex>, ctx: &StepContext<'_>) -> Finding {
-    let Some(text) = error_text(ctx.step) else {
-        return Finding::clear("the error cleared".into());
-    };
+/// The error text if the rule cares about it.
+fn relevant(pattern: Option<&Regex>, ignore: Option<&Regex>, step: &Step) -> Option<String> {
+    let text = error_text(step)?;
     if pattern.is_some_and(|p| !p.is_match(&text)) || ignore.is_some_and(|i| i.is_match(&text)) {
-        return Finding::clear("the error no longer matches the rule".into());
+        return None;
     }
-    Finding {
-        condition: Condition::Holds {
+    Some(text)
+}
+
+pub fn check(pattern: Option<&Regex>, ignore: Option<&Regex>, step: &Step) -> Condition {
+    if step.err_msg.is_none() && step.failing_details().next().is_none() {
+        return Condition::Clear;
+    }
+    match relevant(pattern, ignore, step) {
+        Some(text) => Condition::Holds {
             since: None,
             fingerprint: Some(fingerprint(&text)),
         },
-        summary: text,
+        None => Condition::Clear,
+    }
+}
+
+pub fn summary(pattern: Option<&Regex>, ignore: Option<&Regex>, step: &Step) -> String {
+    match (error_text(step), relevant(pattern, ignore, step)) {
+        (_, Some(text)) => text,
+        (Some(_), None) => "the error no longer matches the rule".into(),
+        (None, None) => "the error cleared".into(),
     }
 }

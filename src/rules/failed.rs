@@ -1,20 +1,24 @@
 //! `failed`: a step's state is in the rule's `states` (default `Failed`);
 //! resolves when it leaves them.
 
-use super::{Finding, StepContext};
-use crate::dts::State;
+use crate::dts::{State, Step};
 use crate::rules::lifecycle::Condition;
 
-pub fn check(states: &[State], ctx: &StepContext<'_>) -> Finding {
-    if states.contains(&ctx.step.state) {
-        Finding {
-            condition: Condition::Holds {
-                since: None,
-                fingerprint: Some(ctx.step.state.as_str().to_string()),
-            },
-            summary: format!("state is {}", ctx.step.state_raw),
+pub fn check(states: &[State], step: &Step) -> Condition {
+    if states.contains(&step.state) {
+        Condition::Holds {
+            since: None,
+            fingerprint: Some(step.state.as_str().to_string()),
         }
     } else {
-        Finding::clear(format!("state is {} now", ctx.step.state_raw))
+        Condition::Clear
+    }
+}
+
+pub fn summary(states: &[State], step: &Step) -> String {
+    if states.contains(&step.state) {
+        format!("state is {}", step.state_raw)
+    } else {
+        format!("state is {} now", step.state_raw)
     }
 }

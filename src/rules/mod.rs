@@ -15,14 +15,16 @@ pub mod stalled;
 pub mod transition;
 pub mod unreachable;
 
-use std::collections::{BTreeMap, HashMap};
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::aliyun::ApiError;
 use crate::config::{JobConfig, RuleConfig, RuleKind, Severity};
-use crate::diff::{Change, step_label};
+use crate::diff::{Change, ChangeKind, step_label};
+use crate::dts::snapshot::pair_steps;
 use crate::dts::{ErrorDetail, JobSnapshot, Step};
 pub use lifecycle::{AlertState, Condition, Reason, Status};
 use silence::Silence;
@@ -65,10 +67,10 @@ impl StepInfo {
         Self {
             path: path.to_string(),
             label: step_label(step, parent),
-            name: step.name.clone(),
-            code: step.code.clone(),
-            sub_step_id: parent.and(step.id.clone()),
-            parent_name: parent.map(|p| p.name.clone()),
+            name: step.name.to_string(),
+            code: step.code.as_deref().map(str::to_string),
+            sub_step_id: parent.and(step.id.as_deref().map(str::to_string)),
+            parent_name: parent.map(|p| p.name.to_string()),
         }
     }
 }
@@ -87,10 +89,10 @@ pub struct StepValues {
 impl StepValues {
     fn of(step: &Step) -> Self {
         Self {
-            state: step.state_raw.clone(),
+            state: step.state_raw.to_string(),
             progress: step.progress,
             latency_ms: step.latency_ms,
-            err_msg: step.err_msg.clone(),
+            err_msg: step.err_msg.as_deref().map(str::to_string),
             error_details: step.error_details.clone(),
             need_acceleration: step.need_acceleration,
         }
@@ -201,40 +203,6 @@ pub enum Outcome<'a> {
     Retired,
 }
 
-/// One step as a rule sees it.
-pub struct StepContext<'a> {
-    pub step: &'a Step,
-    /// The same step in the previous snapshot.
-    pub previous: Option<&'a Step>,
-    pub previous_at: Option<DateTime<Utc>>,
-    pub changes: Vec<&'a Change>,
-}
-
-/// A kind's verdict on one step or job.
-pub struct Finding {
-    pub condition: Condition,
-    pub summary: String,
-}
-
-impl Finding {
-    fn clear(summary: String) -> Self {
-        Self {
-            condition: Condition::Clear,
-            summary,
-        }
-    }
-}
-
-/// One alert's verdict at this poll: its key, what the kind found, the step
-/// it is about, the step's values, and the step's changes as text.
-type Verdict = (
-    AlertKey,
-    Finding,
-    Option<StepInfo>,
-    Option<StepValues>,
-    Vec<String>,
-);
-
 fn rule_matches_job(rule: &RuleConfig, job: &JobInfo) -> bool {
     rule.jobs
         .as_ref()
@@ -248,20 +216,114 @@ fn rule_matches_step(rule: &RuleConfig, step: &Step, parent: Option<&Step>) -> b
     let Some(matcher) = &rule.steps else {
         return true;
     };
-    let names = |s: &Step| {
-        [Some(s.name.clone()), s.code.clone()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-    };
-    let mut candidates = names(step);
-    if let Some(p) = parent {
-        candidates.extend(names(p));
-    }
-    matcher.matches_any(candidates.iter().map(String::as_str))
+    let names = [
+        Some(&*step.name),
+        step.code.as_deref(),
+        parent.map(|p| &*p.name),
+        parent.and_then(|p| p.code.as_deref()),
+    ];
+    matcher.matches_any(names.into_iter().flatten())
 }
 
-/// Evaluates every rule for one job at one poll.
+/// What a snapshot-based kind says about one step, and in words.
+fn step_condition(
+    rule: &RuleConfig,
+    step: &Step,
+    previous: Option<&Step>,
+    previous_at: Option<DateTime<Utc>>,
+) -> Condition {
+    match &rule.kind {
+        RuleKind::Failed { states } => failed::check(states, step),
+        RuleKind::Error { pattern, ignore } => {
+            error::check(pattern.as_ref(), ignore.as_ref(), step)
+        }
+        RuleKind::Latency {
+            threshold_ms,
+            resolve_below_ms,
+        } => latency::check(*threshold_ms, *resolve_below_ms, step),
+        RuleKind::Stalled => stalled::check(step, previous, previous_at),
+        RuleKind::Transition { .. } | RuleKind::Unreachable => Condition::Clear,
+    }
+}
+
+fn step_summary(rule: &RuleConfig, step: &Step, condition: &Condition) -> String {
+    match &rule.kind {
+        RuleKind::Failed { states } => failed::summary(states, step),
+        RuleKind::Error { pattern, ignore } => {
+            error::summary(pattern.as_ref(), ignore.as_ref(), step)
+        }
+        RuleKind::Latency {
+            threshold_ms,
+            resolve_below_ms,
+        } => latency::summary(*threshold_ms, *resolve_below_ms, step),
+        RuleKind::Stalled => stalled::summary(step, condition),
+        RuleKind::Transition { .. } | RuleKind::Unreachable => String::new(),
+    }
+}
+
+/// Builds events; shared by every path through the evaluation.
+struct EventFactory<'a> {
+    job: &'a JobInfo,
+    now: DateTime<Utc>,
+}
+
+impl EventFactory<'_> {
+    #[allow(clippy::too_many_arguments)] // the fields of the event, each from a different place
+    fn event(
+        &self,
+        rule: &RuleConfig,
+        reason: Reason,
+        step: Option<StepInfo>,
+        summary: String,
+        changes: Vec<String>,
+        current: Option<StepValues>,
+        first_seen: DateTime<Utc>,
+    ) -> Event {
+        Event {
+            status: if reason.resolves() {
+                EventStatus::Resolved
+            } else {
+                EventStatus::Firing
+            },
+            reason,
+            rule: rule.name.clone(),
+            kind: rule.kind.name().into(),
+            severity: rule.severity,
+            job: self.job.clone(),
+            step,
+            summary,
+            changes,
+            current,
+            first_seen,
+            at: self.now,
+            runbook: rule.runbook.clone(),
+        }
+    }
+}
+
+/// The changes of one step as message lines ("appeared" says only that dtswatch saw it first).
+fn change_lines(changes: Option<&Vec<&Change>>) -> Vec<String> {
+    changes
+        .into_iter()
+        .flatten()
+        .filter(|c| c.kind != crate::diff::ChangeKind::Appeared)
+        .map(|c| c.kind.to_string())
+        .collect()
+}
+
+/// What a rule says about one alert at one poll: its key, the condition, the
+/// step and its values, the summary and the change lines.
+type Verdict = (
+    AlertKey,
+    Condition,
+    Option<(StepInfo, Option<StepValues>)>,
+    String,
+    Vec<String>,
+);
+
+/// Evaluates every rule for one job at one poll. Steps with no alert state
+/// whose condition does not hold are skipped before anything is allocated:
+/// a healthy job costs little.
 pub fn evaluate_job(
     rules: &[RuleConfig],
     job: &JobInfo,
@@ -272,200 +334,203 @@ pub fn evaluate_job(
 ) -> Evaluation {
     let mut evaluation = Evaluation::default();
     let mut states: BTreeMap<AlertKey, AlertState> = existing.clone();
-    let mut steps_by_path: HashMap<String, (StepInfo, Option<StepValues>)> = HashMap::new();
+    let factory = EventFactory { job, now };
     let rules_by_name: HashMap<&str, &RuleConfig> =
         rules.iter().map(|r| (r.name.as_str(), r)).collect();
+    let mut with_state: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for key in existing.keys() {
+        with_state
+            .entry(key.rule.as_str())
+            .or_default()
+            .insert(key.path.as_str());
+    }
+    // Per poll, not per rule: every step with its previous self. The changes
+    // by path are grouped only if a verdict needs them (most polls raise none).
+    let (pairs, changes) = match outcome {
+        Outcome::Polled {
+            snapshot,
+            previous,
+            changes,
+        } => (pair_steps(snapshot, previous.map(|(p, _)| p)), *changes),
+        _ => (Vec::new(), &[][..]),
+    };
+    let previous_at = match outcome {
+        Outcome::Polled {
+            previous: Some((_, at)),
+            ..
+        } => Some(*at),
+        _ => None,
+    };
+    let changes_by_path: OnceCell<HashMap<&str, Vec<&Change>>> = OnceCell::new();
+    let changes_at = |path: &str| {
+        changes_by_path
+            .get_or_init(|| {
+                let mut grouped: HashMap<&str, Vec<&Change>> = HashMap::new();
+                for change in changes {
+                    grouped.entry(&*change.path).or_default().push(change);
+                }
+                grouped
+            })
+            .get(path)
+    };
+    let mut info_by_path: HashMap<String, (StepInfo, Option<StepValues>)> = HashMap::new();
+    let gone_reason = if matches!(outcome, Outcome::Retired) {
+        Reason::JobRetired
+    } else {
+        Reason::StepGone
+    };
 
     for rule in rules.iter().filter(|r| rule_matches_job(r, job)) {
-        let mut seen_paths: Vec<String> = Vec::new();
+        let stateful = with_state.get(rule.name.as_str());
         let mut verdicts: Vec<Verdict> = Vec::new();
         match (&rule.kind, outcome) {
             (RuleKind::Unreachable, Outcome::Polled { .. }) => {
-                verdicts.push((
-                    key(rule, ""),
-                    unreachable::check(None),
-                    None,
-                    None,
-                    Vec::new(),
-                ));
+                if stateful.is_some_and(|s| s.contains("")) {
+                    verdicts.push((
+                        key(rule, ""),
+                        unreachable::check(None),
+                        None,
+                        unreachable::summary(None),
+                        Vec::new(),
+                    ));
+                }
             }
             (RuleKind::Unreachable, Outcome::Failed(error)) => {
                 verdicts.push((
                     key(rule, ""),
                     unreachable::check(Some(error)),
                     None,
-                    None,
+                    unreachable::summary(Some(error)),
                     Vec::new(),
                 ));
+            }
+            (RuleKind::Transition { from, to }, Outcome::Polled { .. }) => {
+                // Only a step whose state changed can match, so start from the changes.
+                for pair in &pairs {
+                    if !changes
+                        .iter()
+                        .any(|c| matches!(c.kind, ChangeKind::State { .. }) && pair.is_at(&c.path))
+                    {
+                        continue;
+                    }
+                    if !rule_matches_step(rule, pair.step, pair.parent) {
+                        continue;
+                    }
+                    let path = pair.path();
+                    let step_changes = changes_at(&path);
+                    let Some(change) = step_changes.and_then(|c| transition::matching(from, to, c))
+                    else {
+                        continue;
+                    };
+                    let event = factory.event(
+                        rule,
+                        Reason::Transition,
+                        Some(StepInfo::new(&path, pair.step, pair.parent)),
+                        change.kind.to_string(),
+                        change_lines(step_changes),
+                        Some(StepValues::of(pair.step)),
+                        now,
+                    );
+                    evaluation.notices.push(Notice {
+                        key: key(rule, &path),
+                        event,
+                        suppressed: None,
+                    });
+                }
             }
             (
                 _,
                 Outcome::Polled {
-                    snapshot,
-                    previous,
-                    changes,
+                    snapshot, previous, ..
                 },
             ) => {
-                for (path, step, parent) in snapshot.walk() {
-                    if !rule_matches_step(rule, step, parent) {
+                for pair in &pairs {
+                    if !rule_matches_step(rule, pair.step, pair.parent) {
                         continue;
                     }
-                    let ctx = StepContext {
-                        step,
-                        previous: previous.and_then(|(p, _)| p.find(&path)),
-                        previous_at: previous.map(|(_, at)| at),
-                        changes: changes.iter().filter(|c| c.path == path).collect(),
-                    };
-                    let info = StepInfo::new(&path, step, parent);
-                    let values = StepValues::of(step);
-                    // "appeared" says only that dtswatch saw the step for the first time.
-                    let change_lines: Vec<String> = ctx
-                        .changes
-                        .iter()
-                        .filter(|c| c.kind != crate::diff::ChangeKind::Appeared)
-                        .map(|c| c.kind.to_string())
-                        .collect();
-                    steps_by_path.insert(path.clone(), (info.clone(), Some(values.clone())));
-                    if let RuleKind::Transition { from, to } = &rule.kind {
-                        if let Some(change) = transition::matching(from, to, &ctx.changes) {
-                            evaluation.notices.push(Notice {
-                                key: key(rule, &path),
-                                event: Event {
-                                    status: EventStatus::Firing,
-                                    reason: Reason::Transition,
-                                    rule: rule.name.clone(),
-                                    kind: rule.kind.name().into(),
-                                    severity: rule.severity,
-                                    job: job.clone(),
-                                    step: Some(info),
-                                    summary: change.kind.to_string(),
-                                    changes: change_lines,
-                                    current: Some(values),
-                                    first_seen: now,
-                                    at: now,
-                                    runbook: rule.runbook.clone(),
-                                },
-                                suppressed: None,
-                            });
-                        }
+                    let condition = step_condition(rule, pair.step, pair.previous, previous_at);
+                    let has_state = stateful.is_some_and(|s| s.iter().any(|p| pair.is_at(p)));
+                    if !has_state && !matches!(condition, Condition::Holds { .. }) {
                         continue;
                     }
-                    let finding = match &rule.kind {
-                        RuleKind::Failed { states } => failed::check(states, &ctx),
-                        RuleKind::Error { pattern, ignore } => {
-                            error::check(pattern.as_ref(), ignore.as_ref(), &ctx)
-                        }
-                        RuleKind::Latency {
-                            threshold_ms,
-                            resolve_below_ms,
-                        } => latency::check(*threshold_ms, *resolve_below_ms, &ctx),
-                        _ => stalled::check(&ctx),
-                    };
-                    seen_paths.push(path.clone());
-                    verdicts.push((
-                        key(rule, &path),
-                        finding,
-                        Some(info),
-                        Some(values),
-                        change_lines,
-                    ));
+                    let path = pair.path();
+                    let summary = step_summary(rule, pair.step, &condition);
+                    let info = info_by_path
+                        .entry(path.clone())
+                        .or_insert_with(|| {
+                            (
+                                StepInfo::new(&path, pair.step, pair.parent),
+                                Some(StepValues::of(pair.step)),
+                            )
+                        })
+                        .clone();
+                    let lines = change_lines(changes_at(&path));
+                    verdicts.push((key(rule, &path), condition, Some(info), summary, lines));
                 }
-                // Alerts of this rule on steps not seen this poll: the step is gone.
-                for alert_key in existing
-                    .keys()
-                    .filter(|k| k.rule == rule.name && !seen_paths.contains(&k.path))
-                {
-                    let info = previous.and_then(|(p, _)| {
-                        p.walk()
-                            .into_iter()
-                            .find(|(path, _, _)| *path == alert_key.path)
-                            .map(|(path, s, parent)| StepInfo::new(&path, s, parent))
-                    });
+                // Alerts of this rule on steps no longer listed (or no longer
+                // matching the rule): the step is gone.
+                for path in stateful.into_iter().flatten().filter(|p| !p.is_empty()) {
+                    let listed = snapshot
+                        .find_with_parent(path)
+                        .is_some_and(|(step, parent)| rule_matches_step(rule, step, parent));
+                    if listed {
+                        continue;
+                    }
+                    let info = previous
+                        .and_then(|(p, _)| p.find_with_parent(path))
+                        .map(|(s, parent)| (StepInfo::new(path, s, parent), None));
                     verdicts.push((
-                        alert_key.clone(),
-                        Finding {
-                            condition: Condition::Gone,
-                            summary: "the step is no longer listed".into(),
-                        },
+                        key(rule, path),
+                        Condition::Gone,
                         info,
-                        None,
-                        vec!["appeared → disappeared".into()],
-                    ));
-                }
-            }
-            (_, Outcome::Failed(_)) => {
-                // A failed poll is unknown for everything but `unreachable`.
-                for alert_key in existing.keys().filter(|k| k.rule == rule.name) {
-                    verdicts.push((
-                        alert_key.clone(),
-                        Finding {
-                            condition: Condition::Unknown,
-                            summary: String::new(),
-                        },
-                        None,
-                        None,
+                        "the step is no longer listed".into(),
                         Vec::new(),
                     ));
                 }
             }
+            (_, Outcome::Failed(_)) => {
+                // A failed poll is unknown for everything but `unreachable`: nothing moves.
+            }
             (_, Outcome::Retired) => {
-                for alert_key in existing.keys().filter(|k| k.rule == rule.name) {
+                for path in stateful.into_iter().flatten() {
                     verdicts.push((
-                        alert_key.clone(),
-                        Finding {
-                            condition: Condition::Gone,
-                            summary: "the job is no longer listed".into(),
-                        },
+                        key(rule, path),
+                        Condition::Gone,
                         None,
-                        None,
+                        "resolved: the job is no longer listed".into(),
                         Vec::new(),
                     ));
                 }
             }
         }
-        let gone_reason = if matches!(outcome, Outcome::Retired) {
-            Reason::JobRetired
-        } else {
-            Reason::StepGone
-        };
-        for (alert_key, finding, info, values, change_lines) in verdicts {
+        for (alert_key, condition, info, summary, lines) in verdicts {
             let before = states.get(&alert_key).cloned().unwrap_or_default();
-            let (after, reason) =
-                lifecycle::step(rule, &before, &finding.condition, now, gone_reason);
+            let (after, reason) = lifecycle::step(rule, &before, &condition, now, gone_reason);
             if let Some(reason) = reason {
-                let status = if reason.resolves() {
-                    EventStatus::Resolved
-                } else {
-                    EventStatus::Firing
+                let (step, current) = match info {
+                    Some((step, current)) => (Some(step), current),
+                    None => (None, None),
                 };
-                let mut summary = finding.summary.clone();
-                if reason == Reason::JobRetired {
-                    summary = "resolved: the job is no longer listed".into();
-                }
+                let event = factory.event(
+                    rule,
+                    reason,
+                    step,
+                    summary,
+                    lines,
+                    current,
+                    before.since.or(after.since).unwrap_or(now),
+                );
+                let suppressed = if reason.resolves() && before.owed {
+                    Some(Suppression::NeverNotified)
+                } else if reason.resolves() && !rule.send_resolved {
+                    Some(Suppression::ResolvedNotWanted)
+                } else {
+                    None
+                };
                 evaluation.notices.push(Notice {
                     key: alert_key.clone(),
-                    event: Event {
-                        status,
-                        reason,
-                        rule: rule.name.clone(),
-                        kind: rule.kind.name().into(),
-                        severity: rule.severity,
-                        job: job.clone(),
-                        step: info,
-                        summary,
-                        changes: change_lines,
-                        current: values,
-                        first_seen: before.since.or(after.since).unwrap_or(now),
-                        at: now,
-                        runbook: rule.runbook.clone(),
-                    },
-                    suppressed: if reason.resolves() && before.owed {
-                        Some(Suppression::NeverNotified)
-                    } else if reason.resolves() && !rule.send_resolved {
-                        Some(Suppression::ResolvedNotWanted)
-                    } else {
-                        None
-                    },
+                    event,
+                    suppressed,
                 });
             }
             states.insert(alert_key, after);
@@ -537,11 +602,14 @@ pub fn evaluate_job(
         let Some(rule) = rules_by_name.get(alert_key.rule.as_str()) else {
             continue;
         };
-        let (info, values) = steps_by_path
-            .get(&alert_key.path)
-            .cloned()
-            .map(|(i, v)| (Some(i), v))
-            .unwrap_or((None, None));
+        let step_on_poll = pairs.iter().find(|pair| pair.is_at(&alert_key.path));
+        let (info, values) = match step_on_poll {
+            Some(pair) => (
+                Some(StepInfo::new(&alert_key.path, pair.step, pair.parent)),
+                Some(StepValues::of(pair.step)),
+            ),
+            None => (None, None),
+        };
         if suppression(rule, &alert_key.path, info.as_ref(), false).is_some() {
             continue;
         }
@@ -550,23 +618,19 @@ pub fn evaluate_job(
         };
         state.owed = false;
         state.last_notified = Some(now);
+        let first_seen = state.since.unwrap_or(now);
+        let event = factory.event(
+            rule,
+            Reason::NoLongerSuppressed,
+            info,
+            "still firing after its silence or inhibition ended".into(),
+            Vec::new(),
+            values,
+            first_seen,
+        );
         evaluation.notices.push(Notice {
-            key: alert_key.clone(),
-            event: Event {
-                status: EventStatus::Firing,
-                reason: Reason::NoLongerSuppressed,
-                rule: rule.name.clone(),
-                kind: rule.kind.name().into(),
-                severity: rule.severity,
-                job: job.clone(),
-                step: info.clone(),
-                summary: "still firing after its silence or inhibition ended".into(),
-                changes: Vec::new(),
-                current: values,
-                first_seen: state.since.unwrap_or(now),
-                at: now,
-                runbook: rule.runbook.clone(),
-            },
+            key: alert_key,
+            event,
             suppressed: None,
         });
     }

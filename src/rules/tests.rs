@@ -96,14 +96,14 @@ impl S {
         Step {
             key: self.key.into(),
             id: Some(self.key.into()),
-            name: format!("step-{}", self.key),
+            name: format!("step-{}", self.key).into(),
             code: Some("03".into()),
             serial: None,
             state: State::parse(self.state),
             state_raw: self.state.into(),
             progress: Some(self.progress),
             latency_ms: self.latency,
-            err_msg: self.err.map(str::to_string),
+            err_msg: self.err.map(Into::into),
             error_details: self
                 .detail
                 .map(|c| {
@@ -116,10 +116,6 @@ impl S {
             need_acceleration: None,
             redis_phase: None,
             sub_job_count: None,
-            create_time: None,
-            boot_time: None,
-            finish_time: None,
-            modify_time: None,
             sub_steps: self.subs.iter().map(S::build).collect(),
         }
     }

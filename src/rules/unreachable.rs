@@ -2,19 +2,22 @@
 //! resolves when a poll succeeds. The fingerprint is the kind of failure, so
 //! throttling turning into an auth error is news.
 
-use super::Finding;
 use crate::aliyun::ApiError;
 use crate::rules::lifecycle::Condition;
 
-pub fn check(failure: Option<&ApiError>) -> Finding {
+pub fn check(failure: Option<&ApiError>) -> Condition {
     match failure {
-        Some(error) => Finding {
-            condition: Condition::Holds {
-                since: None,
-                fingerprint: Some(error.class().as_str().to_string()),
-            },
-            summary: format!("ListJobStep fails: {error}"),
+        Some(error) => Condition::Holds {
+            since: None,
+            fingerprint: Some(error.class().as_str().to_string()),
         },
-        None => Finding::clear("ListJobStep answers again".into()),
+        None => Condition::Clear,
+    }
+}
+
+pub fn summary(failure: Option<&ApiError>) -> String {
+    match failure {
+        Some(error) => format!("ListJobStep fails: {error}"),
+        None => "ListJobStep answers again".into(),
     }
 }

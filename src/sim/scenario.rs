@@ -188,8 +188,9 @@ pub struct SimJob {
 #[derive(Debug, Clone)]
 pub enum Script {
     Frames(Vec<Frame>),
-    /// Generated steps whose latency changes every poll (for the benchmark).
+    /// Generated steps for the benchmark; latency changes every poll when `moving`.
     Generated {
+        moving: bool,
         steps: usize,
         sub_steps: usize,
     },
@@ -213,6 +214,17 @@ impl SimJob {
 
     /// A benchmark job: `steps` steps of `sub_steps` sub-steps, latency changing every poll.
     pub fn generated(id: &str, region: &str, steps: usize, sub_steps: usize) -> Self {
+        Self::generated_with(id, region, steps, sub_steps, true)
+    }
+
+    /// Like [`SimJob::generated`]; with `moving = false` every poll answers the same.
+    pub fn generated_with(
+        id: &str,
+        region: &str,
+        steps: usize,
+        sub_steps: usize,
+        moving: bool,
+    ) -> Self {
         SimJob {
             id: id.to_string(),
             name: Some(format!("bench {id}")),
@@ -221,7 +233,11 @@ impl SimJob {
             status: "Synchronizing".into(),
             tags: BTreeMap::new(),
             after_end: AfterEnd::RepeatLast,
-            script: Script::Generated { steps, sub_steps },
+            script: Script::Generated {
+                steps,
+                sub_steps,
+                moving,
+            },
             polls: 0,
         }
     }
@@ -248,9 +264,15 @@ impl SimJob {
                 };
                 frames[i as usize].clone()
             }
-            Script::Generated { steps, sub_steps } => {
-                Frame::Steps(generated_steps(*steps, *sub_steps, index))
-            }
+            Script::Generated {
+                steps,
+                sub_steps,
+                moving,
+            } => Frame::Steps(generated_steps(
+                *steps,
+                *sub_steps,
+                if *moving { index } else { 0 },
+            )),
         }
     }
 }

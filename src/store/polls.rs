@@ -3,23 +3,88 @@
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
-use super::{StoreError, millis};
+use super::batch::Deferred;
+use super::{StoreError, Tx, millis};
 
 /// A poll about to be recorded.
 #[derive(Debug, Clone)]
-pub struct NewPoll<'a> {
+pub struct NewPoll {
     pub job: i64,
     pub at: DateTime<Utc>,
     pub duration_ms: i64,
     /// `ok`, or the error class.
-    pub outcome: &'a str,
-    pub error_code: Option<&'a str>,
-    pub error_text: Option<&'a str>,
-    pub request_id: Option<&'a str>,
+    pub outcome: &'static str,
+    pub error_code: Option<String>,
+    pub error_text: Option<String>,
+    pub request_id: Option<String>,
     pub attempts: u32,
     pub snapshot: Option<i64>,
     /// `None` when unchanged since the job's previous successful poll.
-    pub volatile: Option<&'a [u8]>,
+    pub volatile: Option<Vec<u8>>,
+}
+
+/// Polls queued in a transaction and written together just before it
+/// commits (see `store::batch`). Ids are handed out as polls are queued, so
+/// rows that refer to a poll can be written before it: the transaction defers
+/// its foreign-key checks to the commit.
+#[derive(Debug, Default)]
+pub struct PendingPolls {
+    next_id: i64,
+    rows: Vec<NewPoll>,
+}
+
+/// Rows per `INSERT` (11 parameters each, far below SQLite's limit).
+const ROWS_PER_INSERT: usize = 64;
+
+impl PendingPolls {
+    /// Queues a poll; returns the id it will have.
+    pub fn push(&mut self, poll: NewPoll) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.rows.push(poll);
+        id
+    }
+}
+
+impl Deferred for PendingPolls {
+    async fn begin(&mut self, tx: &mut Tx) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA defer_foreign_keys = ON")
+            .execute(&mut **tx)
+            .await?;
+        // Inside the write lock, so no other writer can take these ids.
+        let last: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM polls")
+            .fetch_one(&mut **tx)
+            .await?;
+        self.next_id = last.unwrap_or(0) + 1;
+        self.rows.clear();
+        Ok(())
+    }
+
+    async fn flush(&mut self, tx: &mut Tx) -> Result<(), StoreError> {
+        let first_id = self.next_id - self.rows.len() as i64;
+        for (chunk_index, chunk) in self.rows.chunks(ROWS_PER_INSERT).enumerate() {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO polls (id, job, at, duration_ms, outcome, error_code, error_text, request_id, attempts, snapshot, volatile) ",
+            );
+            let base = first_id + (chunk_index * ROWS_PER_INSERT) as i64;
+            insert.push_values(chunk.iter().enumerate(), |mut row, (i, poll)| {
+                row.push_bind(base + i as i64)
+                    .push_bind(poll.job)
+                    .push_bind(millis(poll.at))
+                    .push_bind(poll.duration_ms)
+                    .push_bind(poll.outcome)
+                    .push_bind(poll.error_code.as_deref())
+                    .push_bind(poll.error_text.as_deref())
+                    .push_bind(poll.request_id.as_deref())
+                    .push_bind(i64::from(poll.attempts))
+                    .push_bind(poll.snapshot)
+                    .push_bind(poll.volatile.as_deref());
+            });
+            insert.build().execute(&mut **tx).await?;
+        }
+        self.rows.clear();
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -51,27 +116,6 @@ macro_rules! select_polls {
             $rest
         )
     };
-}
-
-pub async fn insert(conn: &mut SqliteConnection, poll: &NewPoll<'_>) -> Result<i64, StoreError> {
-    let id = sqlx::query(
-        r#"INSERT INTO polls (job, at, duration_ms, outcome, error_code, error_text, request_id, attempts, snapshot, volatile)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"#,
-    )
-    .bind(poll.job)
-    .bind(millis(poll.at))
-    .bind(poll.duration_ms)
-    .bind(poll.outcome)
-    .bind(poll.error_code)
-    .bind(poll.error_text)
-    .bind(poll.request_id)
-    .bind(i64::from(poll.attempts))
-    .bind(poll.snapshot)
-    .bind(poll.volatile)
-    .execute(&mut *conn)
-    .await?
-    .last_insert_rowid();
-    Ok(id)
 }
 
 /// The job's most recent successful poll.

@@ -11,7 +11,7 @@ use sqlx::SqliteConnection;
 use super::StoreError;
 use crate::dts::{JobSnapshot, Step};
 
-/// A step without its volatile numbers, `ModifyTime` or children, with its path.
+/// A step without its volatile numbers or children, with its path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredStep {
     pub path: String,
@@ -31,8 +31,6 @@ pub fn split(snapshot: &JobSnapshot) -> (Vec<StoredStep>, Vec<Volatile>) {
         bare.latency_ms = None;
         bare.progress = None;
         bare.sub_steps = Vec::new();
-        // DTS bumps ModifyTime as work progresses; it says nothing the rules use.
-        bare.modify_time = None;
         structure.push(StoredStep { path, step: bare });
     }
     (structure, volatile)
@@ -53,7 +51,7 @@ pub fn join(structure: &[StoredStep], volatile: &[Volatile]) -> Result<JobSnapsh
                 let parent = steps
                     .iter_mut()
                     .rev()
-                    .find(|s| s.key == parent)
+                    .find(|s| &*s.key == parent)
                     .ok_or_else(|| {
                         StoreError::Corrupt(format!(
                             "sub-step {} stored before its parent",
@@ -107,6 +105,44 @@ fn decode_optional(bytes: &[u8], at: &mut usize) -> Option<Option<i64>> {
     }
     let zigzag = u64::try_from(raw - 1).ok()?;
     Some(Some(((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64)))
+}
+
+/// True when two snapshots differ at most in latency and progress: the same
+/// stored structure serves both. Compares in place, without allocating.
+pub fn same_structure(a: &JobSnapshot, b: &JobSnapshot) -> bool {
+    fn same(a: &[Step], b: &[Step]) -> bool {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| {
+                x.key == y.key
+                    && x.id == y.id
+                    && x.name == y.name
+                    && x.code == y.code
+                    && x.serial == y.serial
+                    && x.state == y.state
+                    && x.state_raw == y.state_raw
+                    && x.err_msg == y.err_msg
+                    && x.error_details == y.error_details
+                    && x.need_acceleration == y.need_acceleration
+                    && x.redis_phase == y.redis_phase
+                    && x.sub_job_count == y.sub_job_count
+                    && same(&x.sub_steps, &y.sub_steps)
+            })
+    }
+    same(&a.steps, &b.steps)
+}
+
+/// The volatile numbers of a snapshot, encoded, in walk order.
+pub fn encode_volatile_of(snapshot: &JobSnapshot) -> Vec<u8> {
+    let mut out = Vec::with_capacity(snapshot.steps.len() * 20);
+    for step in &snapshot.steps {
+        encode_optional(&mut out, step.latency_ms);
+        encode_optional(&mut out, step.progress);
+        for sub in &step.sub_steps {
+            encode_optional(&mut out, sub.latency_ms);
+            encode_optional(&mut out, sub.progress);
+        }
+    }
+    out
 }
 
 pub fn encode_volatile(values: &[Volatile]) -> Vec<u8> {
@@ -247,10 +283,22 @@ mod tests {
             structure[1].path,
             "l02c1f7h179****/mj3z9w9s10am68o_0004_0000"
         );
-        let mut expected = snapshot.clone();
-        expected.steps[0].modify_time = None;
-        expected.steps[0].sub_steps[0].modify_time = None;
-        assert_eq!(join(&structure, &volatile).unwrap(), expected);
+        assert_eq!(join(&structure, &volatile).unwrap(), snapshot);
+    }
+
+    #[test]
+    fn same_structure_ignores_volatile_numbers_only() {
+        let response = parse_list_job_step(include_bytes!(
+            "../../tests/fixtures/list_job_step_seed.json"
+        ))
+        .unwrap();
+        let a = JobSnapshot::from_response(&response);
+        let mut b = a.clone();
+        b.steps[0].sub_steps[0].latency_ms = Some(5);
+        assert!(same_structure(&a, &b));
+        assert_eq!(encode_volatile_of(&b), encode_volatile(&split(&b).1));
+        b.steps[0].sub_steps[0].err_msg = None;
+        assert!(!same_structure(&a, &b));
     }
 
     #[test]

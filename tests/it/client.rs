@@ -41,7 +41,7 @@ async fn a_correct_v1_poll_succeeds_and_reads_the_seed() {
     );
     assert_eq!(fetched.attempts, 1);
     let step = &fetched.snapshot.steps[0];
-    assert_eq!(step.name, "预检查");
+    assert_eq!(&*step.name, "预检查");
     assert_eq!(step.state, State::Finished);
     assert_eq!(step.latency_ms, Some(1));
     assert_eq!(

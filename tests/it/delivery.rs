@@ -71,7 +71,7 @@ fn snapshot(state: &str, err: Option<&str>) -> JobSnapshot {
 #[allow(clippy::result_large_err)] // mirrors what `poll::fetch` returns
 fn fetched(snapshot: JobSnapshot) -> Result<Fetched, ApiFailure> {
     Ok(Fetched {
-        snapshot,
+        snapshot: std::sync::Arc::new(snapshot),
         request_id: None,
         attempts: 1,
         retried: Vec::new(),

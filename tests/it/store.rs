@@ -51,7 +51,7 @@ async fn count(store: &Store, table: &str) -> i64 {
 #[allow(clippy::result_large_err)] // mirrors what `poll::fetch` returns
 fn fetched(snapshot: JobSnapshot) -> Result<Fetched, ApiFailure> {
     Ok(Fetched {
-        snapshot,
+        snapshot: std::sync::Arc::new(snapshot),
         request_id: Some("5E1C0F5A-0001-4D1E-9C3B-000000000001".into()),
         attempts: 1,
         retried: Vec::new(),
@@ -500,7 +500,7 @@ async fn bytes_per_poll(latency_moves: bool) -> f64 {
             first.clone()
         };
         let result = Ok(Fetched {
-            snapshot,
+            snapshot: std::sync::Arc::new(snapshot),
             request_id: Some(format!("5E1C0F5A-{:04X}-4D1E-9C3B-{:012X}", i % 0xFFFF, i)),
             attempts: 1,
             retried: Vec::new(),
