@@ -227,6 +227,7 @@ async fn poll_all(config: &Config, jobs: &[config::JobConfig], clients: &Clients
                     )),
                     attempts: 0,
                     retried: Vec::new(),
+                    backoff: std::time::Duration::ZERO,
                 }),
             };
             (chrono::Utc::now(), started.elapsed(), result)
@@ -242,6 +243,7 @@ async fn poll_all(config: &Config, jobs: &[config::JobConfig], clients: &Clients
                     error: crate::aliyun::ApiError::Network(format!("poll task failed: {e}")),
                     attempts: 0,
                     retried: Vec::new(),
+                    backoff: std::time::Duration::ZERO,
                 }),
             )
         }));

@@ -373,12 +373,11 @@ async fn schedule(daemon: Arc<Daemon>, cancel: CancellationToken, polls: TaskTra
         daemon
             .health
             .forget_except(&entries.keys().cloned().collect::<Vec<_>>());
-        let wait = entries
-            .values()
-            .map(|e| e.next)
-            .min()
-            .and_then(|at| (at - Utc::now()).to_std().ok())
-            .unwrap_or(Duration::from_secs(60));
+        let wait = scheduler::sleep_until(
+            entries.values().map(|e| e.next).min(),
+            Utc::now(),
+            Duration::from_secs(60),
+        );
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = changes.changed() => continue,
@@ -430,12 +429,20 @@ async fn poll_job(daemon: &Daemon, runtime: &Runtime, job: &JobConfig, source: &
     let now = Utc::now();
     let metrics = &daemon.metrics;
     metrics.observe_poll(elapsed);
-    let retried = match &result {
-        Ok(fetched) => &fetched.retried,
-        Err(failure) => &failure.retried,
+    let (retried, backoff) = match &result {
+        Ok(fetched) => (&fetched.retried, fetched.backoff),
+        Err(failure) => (&failure.retried, failure.backoff),
     };
     for code in retried {
         metrics.inc("dtswatch_api_errors_total", vec![("code", code.clone())]);
+        metrics.inc("dtswatch_api_retries_total", vec![("code", code.clone())]);
+    }
+    if !backoff.is_zero() {
+        metrics.add(
+            "dtswatch_api_backoff_seconds_total",
+            vec![],
+            backoff.as_secs_f64(),
+        );
     }
     match &result {
         Ok(_) => {
@@ -469,12 +476,24 @@ async fn poll_job(daemon: &Daemon, runtime: &Runtime, job: &JobConfig, source: &
         .await;
     match recorded {
         Ok(report) => {
+            daemon.health.storage_ok();
             if report.notices.iter().any(|n| n.suppressed.is_none()) {
                 runtime.deliverer.waker().notify_waiters();
             }
             log_report(daemon, job, &report, result.as_ref().err());
         }
-        Err(e) => span.in_scope(|| tracing::error!(error = %e, "could not record the poll; it will be polled again on schedule")),
+        Err(e) => {
+            daemon.health.storage_failed(e.describe(), now);
+            let kind = if e.is_disk_full() {
+                "disk_full"
+            } else {
+                "other"
+            };
+            daemon
+                .metrics
+                .inc("dtswatch_store_errors_total", vec![("kind", kind.into())]);
+            span.in_scope(|| tracing::error!(error = %e.describe(), "could not record the poll; it will be polled again on schedule"));
+        }
     }
 }
 
@@ -600,11 +619,11 @@ async fn discover_forever(daemon: Arc<Daemon>, cancel: CancellationToken) {
                 retire_unless_listed(&daemon, &runtime, &job).await;
             }
         }
-        let wait = next_run
-            .values()
-            .min()
-            .and_then(|at| (*at - Utc::now()).to_std().ok())
-            .unwrap_or(Duration::from_secs(60));
+        let wait = scheduler::sleep_until(
+            next_run.values().min().copied(),
+            Utc::now(),
+            Duration::from_secs(60),
+        );
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = changes.changed() => next_run.clear(),

@@ -45,6 +45,15 @@ fn help(name: &str) -> &'static str {
         "dtswatch_api_errors_total" => {
             "Alibaba Cloud API errors by code, including the ones retried within a poll."
         }
+        "dtswatch_api_retries_total" => {
+            "Alibaba Cloud API calls retried within a poll, by the code that caused the retry."
+        }
+        "dtswatch_api_backoff_seconds_total" => {
+            "Time polls spent backing off between retried API calls."
+        }
+        "dtswatch_store_errors_total" => {
+            "Polls that could not be written to the database, by kind (disk_full, other)."
+        }
         "dtswatch_notifications_total" => {
             "Delivery attempts by channel and outcome (delivered, retry, dead)."
         }

@@ -23,6 +23,15 @@ pub fn jitter_for(job_id: &str, max: Duration) -> Duration {
     Duration::from_millis(hash % max_ms)
 }
 
+/// How long a loop sleeps until `next` (the earliest thing due): nothing if
+/// that is already past (the loop fell behind), `idle` if nothing is due at all.
+pub fn sleep_until(next: Option<DateTime<Utc>>, now: DateTime<Utc>, idle: Duration) -> Duration {
+    match next {
+        Some(at) => (at - now).to_std().unwrap_or(Duration::ZERO),
+        None => idle,
+    }
+}
+
 /// The gap between two consecutive ticks after `now` (the schedule's period, for regular schedules).
 pub fn period(schedule: &CronSchedule, now: DateTime<Utc>) -> Option<Duration> {
     let first = schedule.next_after(now)?;
@@ -57,6 +66,22 @@ pub fn next_fire(
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_loop_that_fell_behind_does_not_sleep() {
+        let now = Utc.timestamp_opt(1_790_000_000, 0).single().unwrap();
+        let idle = Duration::from_secs(60);
+        let past = now - chrono::Duration::milliseconds(5);
+        assert_eq!(sleep_until(Some(past), now, idle), Duration::ZERO);
+        let soon = now + chrono::Duration::milliseconds(250);
+        assert_eq!(
+            sleep_until(Some(soon), now, idle),
+            Duration::from_millis(250)
+        );
+        assert_eq!(sleep_until(None, now, idle), idle);
+    }
+
     use super::*;
 
     fn at(s: &str) -> DateTime<Utc> {

@@ -26,6 +26,8 @@ struct HealthState {
     failing: HashMap<String, u32>,
     last_error: Option<String>,
     last_success: Option<DateTime<Utc>>,
+    /// Why the last poll could not be written, until one is.
+    storage_error: Option<(DateTime<Utc>, String)>,
 }
 
 /// Whether polling works: fed by every poll.
@@ -63,6 +65,27 @@ impl Health {
         }
     }
 
+    /// A poll could not be written to the database (disk full, locked too long, …).
+    pub fn storage_failed(&self, error: String, at: DateTime<Utc>) {
+        self.lock().storage_error = Some((at, error));
+    }
+
+    /// A poll was written: the database works again.
+    pub fn storage_ok(&self) {
+        self.lock().storage_error = None;
+    }
+
+    /// `Err(reason)` while the last poll could not be written.
+    pub fn storage(&self) -> Result<(), String> {
+        match &self.lock().storage_error {
+            Some((at, error)) => Err(format!(
+                "polls cannot be written since {}: {error}",
+                at.format("%Y-%m-%d %H:%M:%S UTC")
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Jobs no longer watched stop counting.
     pub fn forget_except(&self, watched: &[String]) {
         self.lock().failing.retain(|job, _| watched.contains(job));
@@ -96,6 +119,7 @@ pub struct ServerState {
 /// Health as a whole: polling works and the outbox is moving.
 pub async fn check(state: &ServerState) -> Result<String, String> {
     state.health.polling()?;
+    state.health.storage()?;
     let stuck: Option<(i64, String, Option<String>)> = sqlx::query_as(
         "SELECT created_at, channel, last_error FROM outbox WHERE status = 'pending' AND attempts > 0 ORDER BY id LIMIT 1",
     )

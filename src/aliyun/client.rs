@@ -40,6 +40,8 @@ pub struct ApiResponse {
     pub attempts: u32,
     /// Codes of the errors that were retried before success.
     pub retried: Vec<String>,
+    /// Time spent waiting between attempts.
+    pub backoff: Duration,
 }
 
 /// A failed call: the final error plus the retried ones before it.
@@ -48,6 +50,8 @@ pub struct ApiFailure {
     pub error: ApiError,
     pub attempts: u32,
     pub retried: Vec<String>,
+    /// Time spent waiting between attempts.
+    pub backoff: Duration,
 }
 
 pub struct AliyunClient {
@@ -100,6 +104,7 @@ impl AliyunClient {
         let mut backoff_retries = 0;
         let mut fresh_retry_used = false;
         let mut retried = Vec::new();
+        let mut backoff = Duration::ZERO;
         loop {
             attempts += 1;
             let outcome = self.attempt(call).await;
@@ -110,6 +115,7 @@ impl AliyunClient {
                         request_id,
                         attempts,
                         retried,
+                        backoff,
                     });
                 }
                 Err(e) => e,
@@ -144,6 +150,7 @@ impl AliyunClient {
                         "retrying DTS call"
                     );
                     retried.push(error.code().to_string());
+                    backoff += delay;
                     tokio::time::sleep(delay).await;
                 }
                 None => {
@@ -151,6 +158,7 @@ impl AliyunClient {
                         error,
                         attempts,
                         retried,
+                        backoff,
                     });
                 }
             }

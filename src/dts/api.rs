@@ -65,6 +65,8 @@ pub struct Fetched {
     pub request_id: Option<String>,
     pub attempts: u32,
     pub retried: Vec<String>,
+    /// Time spent waiting between attempts.
+    pub backoff: std::time::Duration,
 }
 
 pub async fn list_job_step(
@@ -83,12 +85,14 @@ pub async fn list_job_step(
         },
         attempts: response.attempts,
         retried: response.retried.clone(),
+        backoff: response.backoff,
     })?;
     Ok(Fetched {
         snapshot: std::sync::Arc::new(JobSnapshot::from_response(&parsed)),
         request_id: parsed.request_id.or(response.request_id),
         attempts: response.attempts,
         retried: response.retried,
+        backoff: response.backoff,
     })
 }
 
@@ -154,6 +158,7 @@ pub async fn describe_all(
                 },
                 attempts: response.attempts,
                 retried: response.retried.clone(),
+                backoff: response.backoff,
             })?;
         let count = parsed.dts_job_list.len();
         for job in parsed.dts_job_list {

@@ -166,7 +166,11 @@ pub struct JobSnapshot {
 
 impl JobSnapshot {
     pub fn from_response(response: &ListJobStepResponse<'_>) -> Self {
-        let mut steps: Vec<Step> = response.job_steps.iter().map(normalise_step).collect();
+        let mut steps: Vec<Step> = response
+            .job_steps
+            .iter()
+            .map(|w| normalise_step(w, true))
+            .collect();
         dedupe_keys(&mut steps);
         for step in &mut steps {
             dedupe_keys(&mut step.sub_steps);
@@ -324,7 +328,9 @@ fn normalise_detail(d: &WireErrorDetail<'_>) -> ErrorDetail {
     }
 }
 
-fn normalise_step(w: &WireStep<'_>) -> Step {
+/// A step and, for a top-level step, its sub-steps. DTS has two levels; a
+/// `SubJobSteps` inside a sub-step is not part of the API and is ignored.
+fn normalise_step(w: &WireStep<'_>, top_level: bool) -> Step {
     let id: Option<Text> = non_empty(&w.job_step_id).map(|s| Arc::from(s.replace('/', "_")));
     let code = non_empty(&w.code);
     let name = non_empty(&w.job_step_name)
@@ -346,7 +352,14 @@ fn normalise_step(w: &WireStep<'_>) -> Step {
         need_acceleration: w.need_acceleration,
         redis_phase: non_empty(&w.redis_phase_type).map(intern),
         sub_job_count: w.sub_job_count,
-        sub_steps: w.sub_job_steps.iter().map(normalise_step).collect(),
+        sub_steps: if top_level {
+            w.sub_job_steps
+                .iter()
+                .map(|sub| normalise_step(sub, false))
+                .collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 

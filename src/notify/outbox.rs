@@ -56,6 +56,9 @@ struct ChannelRuntime {
     limiter: Option<RateLimiter>,
     /// Serialises deliveries of one channel, keeping its messages in order.
     busy: tokio::sync::Mutex<()>,
+    /// Set when the rate limit held a message back: rows pile up behind it,
+    /// and the next message takes them all (catching up instead of queueing).
+    held_back: std::sync::atomic::AtomicBool,
 }
 
 /// A delivery result, for metrics and logs.
@@ -76,6 +79,11 @@ pub struct Deliverer {
     reports: Option<tokio::sync::mpsc::UnboundedSender<DeliveryReport>>,
 }
 
+/// Added to a channel's rate-limit period: the platform counts arrivals, we
+/// count departures, and a message that departs on the edge of the window
+/// may arrive inside it (DingTalk would answer 130101).
+const LIMIT_MARGIN: std::time::Duration = std::time::Duration::from_millis(100);
+
 impl Deliverer {
     pub fn new(store: Store, config: &Config) -> Result<Self, String> {
         let mut channels = HashMap::new();
@@ -86,9 +94,10 @@ impl Deliverer {
                     channel: Channel::new(channel_config)?,
                     limiter: channel_config
                         .rate_limit
-                        .map(|r| RateLimiter::new(r.count, r.per)),
+                        .map(|r| RateLimiter::new(r.count, r.per + LIMIT_MARGIN.max(r.per / 50))),
                     config: channel_config.clone(),
                     busy: tokio::sync::Mutex::new(()),
+                    held_back: Default::default(),
                 },
             );
         }
@@ -163,8 +172,10 @@ impl Deliverer {
         if due > millis(now) {
             return Ok(Outcome::NotDue(from_millis(due)));
         }
-        // Rows that piled up behind a failing one go out together once it succeeds.
-        let created_until = if first.attempts > 0 {
+        // Rows that piled up behind a failing or rate-limited one go out
+        // together once it can be sent.
+        let caught_up = runtime.held_back.load(std::sync::atomic::Ordering::Relaxed);
+        let created_until = if first.attempts > 0 || caught_up {
             i64::MAX
         } else {
             first.created_at + window.num_milliseconds()
@@ -210,11 +221,17 @@ impl Deliverer {
         if let Some(limiter) = &runtime.limiter
             && let Err(next) = limiter.try_acquire(tokio::time::Instant::now())
         {
+            runtime
+                .held_back
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             let wait = next.saturating_duration_since(tokio::time::Instant::now());
             return Ok(Outcome::RateLimited(
                 now + chrono::Duration::from_std(wait).unwrap_or_default(),
             ));
         }
+        runtime
+            .held_back
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let message = Message { notifications };
         let span = tracing::info_span!("deliver", channel, rows = ids.len(), first = first.id);
         let result = {
@@ -292,10 +309,12 @@ impl Deliverer {
                 return Ok(pending);
             }
             if !busy {
-                let wait = next_wake
-                    .and_then(|at| (at - Utc::now()).to_std().ok())
-                    .unwrap_or(std::time::Duration::from_millis(100))
-                    .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+                let wait = crate::scheduler::sleep_until(
+                    next_wake,
+                    Utc::now(),
+                    std::time::Duration::from_millis(100),
+                )
+                .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
                 tokio::time::sleep(wait).await;
             }
         }
@@ -340,13 +359,15 @@ impl Deliverer {
                     Some(at)
                 }
                 Err(e) => {
-                    tracing::warn!(channel, error = %e, "outbox unavailable; trying again shortly");
+                    tracing::warn!(channel, error = %e.describe(), "outbox unavailable; trying again shortly");
                     Some(Utc::now() + chrono::Duration::seconds(1))
                 }
             };
-            let sleep = wake_at
-                .and_then(|at| (at - Utc::now()).to_std().ok())
-                .unwrap_or(std::time::Duration::from_secs(5));
+            let sleep = crate::scheduler::sleep_until(
+                wake_at,
+                Utc::now(),
+                std::time::Duration::from_secs(5),
+            );
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = &mut woken => {},

@@ -36,6 +36,36 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// True when SQLite could not grow the database or its WAL: the disk (or
+    /// the quota) is full. Nothing is lost: the write is abandoned whole and
+    /// tried again by the next poll or delivery.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Sql(sqlx::Error::Database(e)) => {
+                e.code().as_deref() == Some("13") || e.message().contains("disk is full")
+            }
+            StoreError::Sql(sqlx::Error::Io(e))
+            | StoreError::Open {
+                source: sqlx::Error::Io(e),
+                ..
+            } => e.kind() == std::io::ErrorKind::StorageFull,
+            _ => false,
+        }
+    }
+
+    /// The error for logs and `/healthz`, saying what to do when the disk is full.
+    pub fn describe(&self) -> String {
+        if self.is_disk_full() {
+            format!(
+                "the disk holding the database is full; free space there and dtswatch writes again on its next poll ({self})"
+            )
+        } else {
+            self.to_string()
+        }
+    }
+}
+
 /// The database, shared by every task.
 #[derive(Clone, Debug)]
 pub struct Store {

@@ -4,69 +4,14 @@
 //! what happened, not how fast.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dtswatch::aliyun::Environment;
-use dtswatch::daemon::{self, Options};
 use dtswatch::sim::{Fault, SimJob, SimOptions, SimStep, Simulator};
 use dtswatch::store::Store;
 
-use crate::helpers::parse_config;
+use crate::helpers::{Running, config_text, eventually, parse_prometheus, polls_of};
 use crate::peers;
-
-/// Waits up to a minute for `check`, polling every 100 ms.
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn config_text(dir: &Path, endpoint: &str, jobs: &[&str], extra: &str) -> String {
-    let jobs: String = jobs
-        .iter()
-        .map(|j| format!("[[jobs]]\nid = \"{j}\"\nregion = \"cn-hangzhou\"\n\n"))
-        .collect();
-    format!(
-        r#"
-[storage]
-path = "{db}"
-
-[poll]
-schedule = "@every 200ms"
-jitter = "100ms"
-timeout = "5s"
-attempts = 2
-backoff = "10ms"
-max_backoff = "20ms"
-
-[server]
-listen = "127.0.0.1:0"
-unhealthy_after = 2
-
-[delivery]
-backoff = "50ms"
-max_backoff = "100ms"
-drain_timeout = "5s"
-
-[[accounts]]
-name = "sim"
-access_key_id = "dtswatch-demo"
-access_key_secret = "dtswatch-demo-secret"
-endpoint = "{endpoint}"
-
-{jobs}
-{extra}
-"#,
-        db = dir.join("dtswatch.db").display()
-    )
-}
 
 fn running(id: &str) -> SimJob {
     SimJob::fixed(
@@ -97,115 +42,6 @@ fn failing(id: &str) -> SimJob {
             ..Default::default()
         }],
     )
-}
-
-/// A daemon running in this process; stopped when dropped.
-struct Running {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    addr: std::net::SocketAddr,
-}
-
-impl Running {
-    async fn start(config_text: String) -> Self {
-        let config = parse_config(&config_text);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (listening, addr) = tokio::sync::oneshot::channel();
-        let options = Options {
-            listening: Some(listening),
-            ..Options::default()
-        };
-        let task = tokio::spawn(daemon::run(
-            config,
-            Environment::default(),
-            async move {
-                let _ = stopped.await;
-            },
-            options,
-        ));
-        let addr = addr.await.expect("the daemon listens");
-        Self {
-            stop: Some(stop),
-            task,
-            addr,
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let response = reqwest::get(format!("http://{}{path}", self.addr))
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
-    }
-
-    async fn metrics(&self) -> BTreeMap<String, f64> {
-        parse_prometheus(&self.get("/metrics").await.1)
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        (&mut self.task).await.unwrap().unwrap();
-    }
-}
-
-/// Parses Prometheus text: every sample line must be `name{labels} value`.
-fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
-    let mut samples = BTreeMap::new();
-    let mut typed = std::collections::BTreeSet::new();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let mut parts = rest.split_whitespace();
-            let name = parts.next().unwrap();
-            assert!(
-                matches!(parts.next(), Some("counter" | "gauge" | "histogram")),
-                "{line}"
-            );
-            typed.insert(name.to_string());
-            continue;
-        }
-        if line.starts_with('#') || line.is_empty() {
-            continue;
-        }
-        let (series, value) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("not a sample: {line}"));
-        let value: f64 = value
-            .parse()
-            .unwrap_or_else(|_| panic!("not a number: {line}"));
-        let name = series.split('{').next().unwrap();
-        assert!(
-            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-            "bad metric name: {line}"
-        );
-        let family = name
-            .trim_end_matches("_bucket")
-            .trim_end_matches("_sum")
-            .trim_end_matches("_count");
-        assert!(
-            typed.contains(name) || typed.contains(family),
-            "sample before its TYPE: {line}"
-        );
-        if let Some(labels) = series.strip_prefix(name)
-            && !labels.is_empty()
-        {
-            assert!(
-                labels.starts_with('{') && labels.ends_with('}'),
-                "bad labels: {line}"
-            );
-        }
-        samples.insert(series.to_string(), value);
-    }
-    samples
-}
-
-fn polls_of(sim: &Simulator, job: &str) -> Vec<chrono::DateTime<chrono::Utc>> {
-    sim.requests()
-        .into_iter()
-        .filter(|r| r.job_id.as_deref() == Some(job))
-        .map(|r| r.at)
-        .collect()
 }
 
 #[tokio::test]

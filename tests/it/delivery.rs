@@ -75,6 +75,7 @@ fn fetched(snapshot: JobSnapshot) -> Result<Fetched, ApiFailure> {
         request_id: None,
         attempts: 1,
         retried: Vec::new(),
+        backoff: std::time::Duration::ZERO,
     })
 }
 
@@ -605,11 +606,13 @@ async fn a_misconfigured_channel_does_not_block_the_others() {
     let setup = setup(config(&channels, &["broken", "team"], "")).await;
     setup.failures(3).await;
     assert_eq!(drain(&setup.deliverer()).await, 0);
-    assert_eq!(
-        slack.accepted().len(),
-        3,
-        "one message per job: no group window"
-    );
+    let told: String = slack.accepted().iter().map(|r| r.body.clone()).collect();
+    for job in ["dtsfail000", "dtsfail001", "dtsfail002"] {
+        assert!(told.contains(job), "{job} reached Slack: {told}");
+    }
+    // The first job alone (no group window); the other two together, held
+    // back by Slack's one message a second and sent as one to catch up.
+    assert_eq!(slack.accepted().len(), 2);
     let statuses = setup.statuses().await;
     assert!(
         statuses

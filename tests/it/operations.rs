@@ -2,43 +2,14 @@
 //! `outbox`, and a daemon killed with SIGKILL while notifications wait.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use dtswatch::sim::Simulator;
 use dtswatch::store::Store;
 
-use crate::helpers::fixture;
+use crate::helpers::{DaemonProcess as Daemon, fixture};
 use crate::peers;
-
-struct Daemon(Child);
-
-impl Daemon {
-    fn start(config: &Path) -> Self {
-        Daemon(
-            Command::new(env!("CARGO_BIN_EXE_dtswatch"))
-                .args(["run", "-c"])
-                .arg(config)
-                .env("DTSWATCH_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        )
-    }
-
-    /// SIGKILL: no chance to finish anything.
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 fn cli(config: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_dtswatch"))

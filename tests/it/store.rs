@@ -55,6 +55,7 @@ fn fetched(snapshot: JobSnapshot) -> Result<Fetched, ApiFailure> {
         request_id: Some("5E1C0F5A-0001-4D1E-9C3B-000000000001".into()),
         attempts: 1,
         retried: Vec::new(),
+        backoff: std::time::Duration::ZERO,
     })
 }
 
@@ -321,6 +322,7 @@ async fn a_failed_poll_records_its_failure_and_no_snapshot() {
         },
         attempts: 4,
         retried: vec!["Throttling.User".into(); 3],
+        backoff: std::time::Duration::from_millis(300),
     });
     let report = recorder
         .record(
@@ -504,6 +506,7 @@ async fn bytes_per_poll(latency_moves: bool) -> f64 {
             request_id: Some(format!("5E1C0F5A-{:04X}-4D1E-9C3B-{:012X}", i % 0xFFFF, i)),
             attempts: 1,
             retried: Vec::new(),
+            backoff: std::time::Duration::ZERO,
         });
         recorder
             .record(

@@ -27,7 +27,8 @@ pub struct DingTalk {
 struct Config {
     token: String,
     secret: String,
-    per_minute: usize,
+    /// At most this many messages per window (DingTalk: 20 a minute).
+    limit: (usize, Duration),
     log: Log,
     accepted: Arc<Mutex<Vec<Instant>>>,
 }
@@ -90,7 +91,7 @@ async fn send(State(config): State<Config>, uri: Uri, headers: HeaderMap, body: 
                 .to_string();
         }
         let mut accepted = config.accepted.lock().unwrap();
-        if recent(&mut accepted, Duration::from_secs(60)) >= config.per_minute {
+        if recent(&mut accepted, config.limit.1) >= config.limit.0 {
             return r#"{"errcode":130101,"errmsg":"send too fast, exceed 20 times per minute"}"#
                 .to_string();
         }
@@ -103,6 +104,12 @@ async fn send(State(config): State<Config>, uri: Uri, headers: HeaderMap, body: 
 
 impl DingTalk {
     pub async fn start() -> Self {
+        Self::start_limited(20, Duration::from_secs(60)).await
+    }
+
+    /// A robot with a tighter rate limit than DingTalk's 20 a minute, so a
+    /// test can watch the limit work in seconds; over it, the same errcode 130101.
+    pub async fn start_limited(count: usize, window: Duration) -> Self {
         let log: Log = Default::default();
         let token = "dt-token-0123456789".to_string();
         let secret =
@@ -110,7 +117,7 @@ impl DingTalk {
         let config = Config {
             token: token.clone(),
             secret: secret.clone(),
-            per_minute: 20,
+            limit: (count, window),
             log: log.clone(),
             accepted: Default::default(),
         };
