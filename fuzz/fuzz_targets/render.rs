@@ -16,38 +16,10 @@ use dtswatch::rules::{JobInfo, Notification, Outcome, evaluate_job};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
-const CONFIG: &str = r#"
-[[accounts]]
-name = "a"
-access_key_id = "id"
-access_key_secret = "secret"
-
-[[jobs]]
-id = "dtsfuzz"
-region = "cn-hangzhou"
-
-[channels.dingtalk]
-type = "dingtalk"
-url = "http://127.0.0.1:9/robot/send?access_token=t"
-[channels.slack]
-type = "slack"
-url = "http://127.0.0.1:9/hooks"
-[channels.feishu]
-type = "feishu"
-url = "http://127.0.0.1:9/hook"
-[channels.wecom]
-type = "wecom"
-url = "http://127.0.0.1:9/send?key=k"
-[channels.webhook]
-type = "webhook"
-url = "http://127.0.0.1:9/hook"
-[channels.email]
-type = "email"
-host = "127.0.0.1"
-tls = "none"
-from = "dtswatch <a@example.com>"
-to = ["b@example.com"]
-
+/// Every channel type (shared with the property tests), and rules that fire on anything.
+const CONFIG: &str = concat!(
+    include_str!("../../tests/fixtures/every_channel.toml"),
+    r#"
 [[rules]]
 name = "failed"
 kind = "failed"
@@ -58,7 +30,8 @@ channels = ["dingtalk", "slack", "feishu", "wecom", "webhook", "email"]
 name = "error"
 kind = "error"
 channels = ["dingtalk", "slack", "feishu", "wecom", "webhook", "email"]
-"#;
+"#
+);
 
 static SETUP: LazyLock<(Config, Vec<(String, Channel)>)> = LazyLock::new(|| {
     let config = dtswatch::config::parse(CONFIG, Path::new("fuzz.toml"), &|_| None).expect("config");

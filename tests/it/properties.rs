@@ -184,39 +184,7 @@ proptest! {
     }
 }
 
-const CHANNELS: &str = r#"
-[[accounts]]
-name = "a"
-access_key_id = "id"
-access_key_secret = "secret"
-
-[[jobs]]
-id = "j"
-region = "cn-hangzhou"
-
-[channels.dingtalk]
-type = "dingtalk"
-url = "http://127.0.0.1:9/robot/send?access_token=t"
-[channels.slack]
-type = "slack"
-url = "http://127.0.0.1:9/hooks"
-[channels.feishu]
-type = "feishu"
-url = "http://127.0.0.1:9/hook"
-[channels.wecom]
-type = "wecom"
-url = "http://127.0.0.1:9/send?key=k"
-mentioned_users = ["@all"]
-[channels.webhook]
-type = "webhook"
-url = "http://127.0.0.1:9/hook"
-[channels.email]
-type = "email"
-host = "127.0.0.1"
-tls = "none"
-from = "dtswatch <a@example.com>"
-to = ["b@example.com"]
-"#;
+const CHANNELS: &str = include_str!("../fixtures/every_channel.toml");
 
 static CHANNEL_SET: LazyLock<Vec<(String, Channel)>> = LazyLock::new(|| {
     let config: Config = dtswatch::config::parse(CHANNELS, Path::new("channels.toml"), &|_| None)
