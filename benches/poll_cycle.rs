@@ -1,138 +1,181 @@
-//! `cargo bench --bench poll_cycle`: the figures of SPEC section 8.
+//! `cargo bench --bench poll_cycle`: the figures of SPEC section 8, measured
+//! on the process users run. The real `dtswatch run` binary runs as a child
+//! process against the DTS simulator in this process (so the simulator's
+//! work is not counted), and everything is read from outside: the daemon's
+//! own CPU (`wait4` rusage when it exits, start-up included, and
+//! `/proc/PID/stat` over the steady cycles), its peak RSS (`VmHWM`), what it
+//! counted in `/metrics`, and the database it wrote (compacted copies taken
+//! with `VACUUM INTO` while it runs).
 //!
-//! Part 1 — throughput. A simulator in its own process (so that its work is
-//! not counted) serves 1,000 jobs of 8 steps × 4 sub-steps whose latency
-//! changes every poll. dtswatch polls every job through the real pipeline
-//! (fetch, parse, store, diff, rules, outbox) at concurrency 32, cycle after
-//! cycle, and we report wall time per cycle, CPU time per job poll (user +
-//! system from getrusage), peak RSS, and database bytes per poll over 20
-//! cycles — with moving latency, and again with every answer unchanged.
+//! Part 1 — throughput. N jobs of 8 steps × 4 sub-steps on `@every P`
+//! (latency moving every poll, then again with every answer unchanged).
+//! Part 2 — alert latency. 500 jobs each fail once; a DingTalk receiver in
+//! this process notes when each alert arrives; p50/p99 from the simulator
+//! answering the failing poll to the receiver getting the message.
 //!
-//! Part 2 — alert latency. The daemon, a simulator and a DingTalk receiver in
-//! this process; 500 jobs each fail once; we measure from the simulator
-//! answering the poll that shows the failure to the receiver getting the
-//! message, and report p50 and p99.
-//!
-//! Options (after `--`): `--jobs N` (default 1000), `--cycles N` (20),
-//! `--failures N` (500).
+//! Options (after `--`): `--jobs N` (1000), `--cycles N` (10), `--period S`
+//! (seconds between a job's polls, default 3), `--failures N` (500, 0 skips
+//! part 2).
 
-use std::net::{SocketAddr, TcpListener};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dtswatch::aliyun::Environment;
-use dtswatch::app::Clients;
-use dtswatch::config::{self, Config};
-use dtswatch::poll::{self, Alerting, Recorder};
-use dtswatch::sim::{SimJob, SimOptions, SimStep, Simulator};
-use dtswatch::store::Store;
+use dtswatch::sim::{Frame, SimJob, SimOptions, SimStep, Simulator};
+use dtswatch::store::{Store, polls};
 
 struct Args {
     jobs: usize,
-    cycles: usize,
+    cycles: u64,
+    period: u64,
     failures: usize,
 }
 
 fn args() -> Args {
     let mut args = Args {
         jobs: 1000,
-        cycles: 20,
+        cycles: 10,
+        period: 3,
         failures: 500,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
-        let mut value = || it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let mut value = || it.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         match a.as_str() {
-            "--jobs" => args.jobs = value(),
+            "--jobs" => args.jobs = value() as usize,
             "--cycles" => args.cycles = value(),
-            "--failures" => args.failures = value(),
+            "--period" => args.period = value().max(1),
+            "--failures" => args.failures = value() as usize,
             _ => {}
         }
     }
     args
 }
 
-/// User + system CPU time of this process.
-fn cpu_time() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
-    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    tv(usage.ru_utime) + tv(usage.ru_stime)
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
 }
 
-/// Peak resident set size of this process, in bytes: `VmHWM` from
-/// /proc/self/status. (getrusage's ru_maxrss survives exec, so a process
-/// started by cargo would report cargo's peak.)
-fn peak_rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        * 1024
+/// `dtswatch run` as a child process; killed if dropped while running.
+struct Daemon {
+    child: Child,
+    metrics: SocketAddr,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// What the kernel says about the daemon once it exited.
+struct Exited {
+    cpu: Duration,
 }
 
-/// The simulator in its own process; killed when dropped.
-struct ExternalSim(Child);
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).max(1) as f64
+}
 
-impl Drop for ExternalSim {
+impl Daemon {
+    fn start(config: &Path, metrics: SocketAddr) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_dtswatch"))
+            .args(["run", "-c"])
+            .arg(config)
+            .env("DTSWATCH_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the dtswatch binary runs");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(metrics).is_err() {
+            assert!(Instant::now() < deadline, "the daemon did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, metrics }
+    }
+
+    /// User + system CPU so far, from `/proc/PID/stat` (clock-tick resolution).
+    fn cpu(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15, i.e. 11 and 12 after the name.
+        Duration::from_secs_f64((ticks(11) + ticks(12)) / clock_ticks())
+    }
+
+    /// Peak resident set size, from `/proc/PID/status`.
+    fn peak_rss(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+            * 1024
+    }
+
+    /// A counter or gauge from `/metrics`, summed over the series whose text contains `filter`.
+    async fn metric(&self, name: &str, filter: &str) -> f64 {
+        let text = reqwest::get(format!("http://{}/metrics", self.metrics))
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("the daemon serves /metrics")
+            .text()
+            .await
+            .unwrap_or_default();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| l.split(['{', ' ']).next() == Some(name) && l.contains(filter))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum()
+    }
+
+    /// SIGTERM, then the kernel's account of the whole run.
+    fn stop(mut self) -> Exited {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: plain syscalls on our own child; `usage` is written by wait4.
+        let usage = unsafe {
+            libc::kill(pid, libc::SIGTERM);
+            let mut status = 0;
+            let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+            libc::wait4(pid, &mut status, 0, usage.as_mut_ptr());
+            usage.assume_init()
+        };
+        let tv = |t: libc::timeval| {
+            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+        };
+        // Reaped already: nothing left for Drop to kill.
+        let _ = self.child.try_wait();
+        std::mem::forget(self);
+        Exited {
+            cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        }
+    }
+}
+
+impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-/// The simulator in its own process, or the one at `$DTSWATCH_BENCH_SIMULATOR`
-/// (started by hand with `dtswatch simulator --generate N`, for profiling this process alone).
-fn external_sim(jobs: usize, frozen: bool) -> (Option<ExternalSim>, String) {
-    if let Ok(endpoint) = std::env::var("DTSWATCH_BENCH_SIMULATOR") {
-        return (None, endpoint);
-    }
-    let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dtswatch"));
-    command
-        .args([
-            "simulator",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--generate",
-            &jobs.to_string(),
-        ])
-        .env("DTSWATCH_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if frozen {
-        command.arg("--frozen");
-    }
-    let child = command.spawn().expect("the dtswatch binary runs");
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "the simulator did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (Some(ExternalSim(child)), format!("http://{addr}"))
-}
+const ACCOUNT: &str = "[[accounts]]\nname = \"bench\"\naccess_key_id = \"dtswatch-demo\"\naccess_key_secret = \"dtswatch-demo-secret\"\n";
 
 const RULES: &str = r#"
 [channels.oncall]
@@ -169,117 +212,111 @@ to = ["Finished"]
 channels = ["oncall"]
 "#;
 
-fn bench_config(db: &std::path::Path, endpoint: &str, jobs: usize) -> Config {
-    let mut text = format!(
-        "[storage]\npath = \"{}\"\n\n[poll]\nconcurrency = 32\nmax_rps = 1000000\ntimeout = \"30s\"\n\n[[accounts]]\nname = \"bench\"\naccess_key_id = \"dtswatch-demo\"\naccess_key_secret = \"dtswatch-demo-secret\"\nendpoint = \"{endpoint}\"\n\n{RULES}\n",
-        db.display()
-    );
-    for i in 0..jobs {
-        text.push_str(&format!(
-            "[[jobs]]\nid = \"bench{i:04}\"\nregion = \"cn-hangzhou\"\n\n"
-        ));
-    }
-    config::parse(&text, std::path::Path::new("bench.toml"), &|_| None)
-        .unwrap_or_else(|e| panic!("{e}"))
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("bench.toml");
+    std::fs::write(&path, text).expect("config written");
+    path
 }
 
-/// Polls every job once, 32 at a time, through the real pipeline (as the daemon does).
-async fn cycle(
-    config: &Arc<Config>,
-    clients: &Arc<Clients>,
-    recorder: &Arc<Recorder>,
-    alerting: &Arc<Alerting>,
-) {
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(config.poll.concurrency));
-    let mut tasks = tokio::task::JoinSet::new();
-    for job in config.jobs.iter().cloned() {
-        let (semaphore, clients, recorder, alerting) = (
-            semaphore.clone(),
-            clients.clone(),
-            recorder.clone(),
-            alerting.clone(),
-        );
-        tasks.spawn(async move {
-            let _permit = semaphore.acquire_owned().await.unwrap();
-            Box::pin(async {
-                let client = clients.get(&job.account).unwrap();
-                let started = Instant::now();
-                let result = poll::fetch(client, &job).await;
-                if let Err(failure) = &result {
-                    panic!("poll of {} failed: {}", job.id, failure.error);
-                }
-                recorder
-                    .record(
-                        &job,
-                        "config",
-                        chrono::Utc::now(),
-                        started.elapsed(),
-                        &result,
-                        alerting.as_ref(),
-                    )
-                    .await
-                    .unwrap();
-            })
-            .await;
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.unwrap();
-    }
+fn jobs_toml(prefix: &str, count: usize) -> String {
+    (0..count)
+        .map(|i| format!("[[jobs]]\nid = \"{prefix}{i:04}\"\nregion = \"cn-hangzhou\"\n\n"))
+        .collect()
 }
 
 struct Throughput {
-    wall: Vec<Duration>,
-    cpu_per_poll: Vec<Duration>,
+    cpu_total: Duration,
+    polls_total: f64,
+    cpu_steady: Duration,
+    polls_steady: f64,
+    peak_rss: u64,
     bytes_per_poll: f64,
+    wall: Duration,
 }
 
-async fn throughput(jobs: usize, cycles: usize, frozen: bool) -> Throughput {
-    let (_sim, endpoint) = external_sim(jobs, frozen);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bench.db");
-    let config = Arc::new(bench_config(&path, &endpoint, jobs));
-    let store = Store::open(&path).await.unwrap();
-    let clients = Arc::new(Clients::build(&config, &Environment::default()).unwrap());
-    let recorder = Arc::new(Recorder::new(store.clone()));
-    let alerting = Arc::new(Alerting::from_config(&config));
-    // Warm-up: connections, and every job's first snapshot.
-    cycle(&config, &clients, &recorder, &alerting).await;
-    store.vacuum().await.unwrap();
-    let before = std::fs::metadata(&path).unwrap().len();
-    let mut wall = Vec::new();
-    let mut cpu_per_poll = Vec::new();
-    for _ in 0..cycles {
-        let (start, cpu) = (Instant::now(), cpu_time());
-        cycle(&config, &clients, &recorder, &alerting).await;
-        wall.push(start.elapsed());
-        cpu_per_poll.push((cpu_time() - cpu) / jobs as u32);
+/// A compacted copy of the daemon's database and the polls it holds.
+async fn measure_db(db: &Path, copy: &Path) -> (u64, i64) {
+    let store = Store::open(db).await.expect("the daemon's database opens");
+    let _ = std::fs::remove_file(copy);
+    store.copy_to(copy).await.expect("VACUUM INTO");
+    store.close().await;
+    let copied = Store::open(copy).await.expect("the copy opens");
+    let mut conn = copied.pool().acquire().await.expect("a connection");
+    let polls = polls::count(&mut conn).await.expect("polls counted");
+    drop(conn);
+    copied.close().await;
+    (std::fs::metadata(copy).map(|m| m.len()).unwrap_or(0), polls)
+}
+
+async fn throughput(args: &Args, moving: bool) -> Throughput {
+    let jobs: Vec<SimJob> = (0..args.jobs)
+        .map(|i| SimJob::generated_with(&format!("bench{i:04}"), "cn-hangzhou", 8, 4, moving))
+        .collect();
+    let sim = Simulator::start(SimOptions {
+        jobs,
+        ..SimOptions::default()
+    })
+    .await
+    .expect("simulator");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("bench.db");
+    let metrics = free_addr();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[storage]\npath = \"{}\"\n\n[poll]\nschedule = \"@every {}s\"\njitter = \"{}s\"\nconcurrency = 32\nmax_rps = 1000000\ntimeout = \"30s\"\n\n[server]\nlisten = \"{metrics}\"\n\n{ACCOUNT}endpoint = \"{}\"\n\n{RULES}\n{}",
+            db.display(),
+            args.period,
+            args.period / 2,
+            sim.endpoint(),
+            jobs_toml("bench", args.jobs)
+        ),
+    );
+    let daemon = Daemon::start(&config, metrics);
+    let jobs = args.jobs as f64;
+    // Warm-up: every job polled once (connections, first snapshots).
+    while daemon
+        .metric("dtswatch_polls_total", "outcome=\"ok\"")
+        .await
+        < jobs
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    store.vacuum().await.unwrap();
-    let after = std::fs::metadata(&path).unwrap().len();
+    let (warm_bytes, warm_polls) = measure_db(&db, &dir.path().join("warm.db")).await;
+    let (cpu_before, polls_before) = (
+        daemon.cpu(),
+        daemon.metric("dtswatch_polls_total", "").await,
+    );
+    let target = polls_before + jobs * args.cycles as f64;
+    let window = Instant::now();
+    while daemon.metric("dtswatch_polls_total", "").await < target {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let wall = window.elapsed();
+    let (cpu_after, polls_after) = (
+        daemon.cpu(),
+        daemon.metric("dtswatch_polls_total", "").await,
+    );
+    let (end_bytes, end_polls) = measure_db(&db, &dir.path().join("end.db")).await;
+    let peak_rss = daemon.peak_rss();
+    let polls_total = daemon.metric("dtswatch_polls_total", "").await;
+    let exited = daemon.stop();
     Throughput {
+        cpu_total: exited.cpu,
+        polls_total,
+        cpu_steady: cpu_after.saturating_sub(cpu_before),
+        polls_steady: polls_after - polls_before,
+        peak_rss,
+        bytes_per_poll: end_bytes.saturating_sub(warm_bytes) as f64
+            / (end_polls - warm_polls).max(1) as f64,
         wall,
-        cpu_per_poll,
-        bytes_per_poll: after.saturating_sub(before) as f64 / (cycles * jobs) as f64,
     }
-}
-
-fn median(mut values: Vec<Duration>) -> Duration {
-    values.sort();
-    values[values.len() / 2]
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
 }
 
 /// When each job's first alert reached the robot.
-type Arrivals = Arc<Mutex<std::collections::BTreeMap<String, chrono::DateTime<chrono::Utc>>>>;
+type Arrivals = Arc<Mutex<BTreeMap<String, chrono::DateTime<chrono::Utc>>>>;
 
-/// A DingTalk robot that accepts everything and notes when each job's first
-/// alert arrived (its "resolved" message later, or a mention twice in one
-/// message, does not count again).
+/// A DingTalk robot that accepts everything and notes when each job's first alert arrived.
 async fn receiver() -> (String, Arrivals) {
     let received: Arrivals = Default::default();
     let sink = received.clone();
@@ -299,15 +336,18 @@ async fn receiver() -> (String, Arrivals) {
                         && word.starts_with("lat")
                         && word[3..].bytes().all(|b| b.is_ascii_digit())
                     {
-                        sink.lock().unwrap().entry(word.to_string()).or_insert(at);
+                        let mut arrivals = sink.lock().unwrap_or_else(|p| p.into_inner());
+                        arrivals.entry(word.to_string()).or_insert(at);
                     }
                 }
                 r#"{"errcode":0,"errmsg":"ok"}"#
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("receiver binds");
+    let addr = listener.local_addr().expect("receiver address");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (
         format!("http://{addr}/robot/send?access_token=bench"),
@@ -333,9 +373,9 @@ async fn alert_latency(failures: usize) -> Vec<Duration> {
                 err: Some("DTS-1020042 boom".into()),
                 ..ok.clone()
             };
-            let mut frames = vec![dtswatch::sim::Frame::Steps(vec![ok.clone()]); 2 + i % 10];
-            frames.push(dtswatch::sim::Frame::Steps(vec![failed]));
-            frames.push(dtswatch::sim::Frame::Steps(vec![ok]));
+            let mut frames = vec![Frame::Steps(vec![ok.clone()]); 2 + i % 10];
+            frames.push(Frame::Steps(vec![failed]));
+            frames.push(Frame::Steps(vec![ok]));
             let mut job = SimJob::fixed(&format!("lat{i:04}"), "cn-hangzhou", Vec::new());
             job.script = dtswatch::sim::scenario::Script::Frames(frames);
             job
@@ -346,81 +386,104 @@ async fn alert_latency(failures: usize) -> Vec<Duration> {
         ..SimOptions::default()
     })
     .await
-    .unwrap();
+    .expect("simulator");
     let (url, received) = receiver().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut text = format!(
-        "[storage]\npath = \"{}\"\n\n[poll]\nschedule = \"@every 1s\"\njitter = \"0s\"\nconcurrency = 32\nmax_rps = 1000000\n\n[server]\nlisten = \"off\"\n\n[[accounts]]\nname = \"bench\"\naccess_key_id = \"dtswatch-demo\"\naccess_key_secret = \"dtswatch-demo-secret\"\nendpoint = \"{}\"\n\n[channels.oncall]\ntype = \"dingtalk\"\nurl = \"{url}\"\nrate_limit = \"off\"\n\n[[rules]]\nname = \"step failed\"\nkind = \"failed\"\nchannels = [\"oncall\"]\n\n",
-        dir.path().join("latency.db").display(),
-        sim.endpoint()
+    let dir = tempfile::tempdir().expect("temp dir");
+    let metrics = free_addr();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[storage]\npath = \"{}\"\n\n[poll]\nschedule = \"@every 1s\"\njitter = \"0s\"\nconcurrency = 32\nmax_rps = 1000000\n\n[server]\nlisten = \"{metrics}\"\n\n{ACCOUNT}endpoint = \"{}\"\n\n[channels.oncall]\ntype = \"dingtalk\"\nurl = \"{url}\"\nrate_limit = \"off\"\n\n[[rules]]\nname = \"step failed\"\nkind = \"failed\"\nchannels = [\"oncall\"]\n\n{}",
+            dir.path().join("latency.db").display(),
+            sim.endpoint(),
+            jobs_toml("lat", failures)
+        ),
     );
-    for i in 0..failures {
-        text.push_str(&format!(
-            "[[jobs]]\nid = \"lat{i:04}\"\nregion = \"cn-hangzhou\"\n\n"
-        ));
-    }
-    let config = config::parse(&text, std::path::Path::new("latency.toml"), &|_| None)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(dtswatch::daemon::run(
-        config,
-        Environment::default(),
-        async move {
-            let _ = stopped.await;
-        },
-        Default::default(),
-    ));
+    let daemon = Daemon::start(&config, metrics);
     let deadline = Instant::now() + Duration::from_secs(120);
-    while received.lock().unwrap().len() < failures {
+    let arrived = || received.lock().unwrap_or_else(|p| p.into_inner()).len();
+    while arrived() < failures {
         assert!(
             Instant::now() < deadline,
             "only {} of {failures} alerts arrived",
-            received.lock().unwrap().len()
+            arrived()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = stop.send(());
-    daemon.await.unwrap().unwrap();
+    daemon.stop();
     // The answer that showed the failure: the job's (2 + i % 10 + 1)-th request.
     let requests = sim.requests();
     let mut latencies = Vec::new();
-    for (job, at) in received.lock().unwrap().iter() {
-        let i: usize = job[3..].parse().unwrap();
-        let failing = requests
+    for (job, at) in received.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        let i: usize = job[3..].parse().unwrap_or(0);
+        if let Some(failing) = requests
             .iter()
             .filter(|r| r.job_id.as_deref() == Some(job.as_str()))
             .nth(2 + i % 10)
-            .expect("the failing poll");
-        latencies.push((*at - failing.at).to_std().unwrap_or_default());
+        {
+            latencies.push((*at - failing.at).to_std().unwrap_or_default());
+        }
     }
     latencies.sort();
     latencies
 }
 
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted
+        .get(index.min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
+}
+
+fn micros_per(cpu: Duration, polls: f64) -> f64 {
+    cpu.as_secs_f64() * 1e6 / polls.max(1.0)
+}
+
+fn report(label: &str, t: &Throughput, args: &Args) {
+    println!("{label}:");
+    println!(
+        "  CPU per job poll, start-up included:  {:>8.1} µs   ({:.2} s over {} polls)",
+        micros_per(t.cpu_total, t.polls_total),
+        t.cpu_total.as_secs_f64(),
+        t.polls_total
+    );
+    println!(
+        "  CPU per job poll, steady cycles:      {:>8.1} µs   ({} polls in {:.1} s)",
+        micros_per(t.cpu_steady, t.polls_steady),
+        t.polls_steady,
+        t.wall.as_secs_f64()
+    );
+    println!(
+        "  peak RSS:                             {:>8.1} MB   ({:.1} KB per job)",
+        t.peak_rss as f64 / 1_048_576.0,
+        t.peak_rss as f64 / 1024.0 / args.jobs as f64
+    );
+    println!(
+        "  database bytes per poll:              {:>8.1} B",
+        t.bytes_per_poll
+    );
+}
+
 fn main() {
     let args = args();
-    // The runtime `dtswatch run` uses.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .unwrap();
+        .expect("a runtime");
     runtime.block_on(async {
-        println!("dtswatch benchmark: {} jobs × (8 steps × 4 sub-steps), concurrency 32, {} cycles\n", args.jobs, args.cycles);
-        let moving = throughput(args.jobs, args.cycles, false).await;
-        let rss = peak_rss();
-        let frozen = throughput(args.jobs, args.cycles, true).await;
-        let wall = median(moving.wall.clone());
-        let cpu = median(moving.cpu_per_poll.clone());
-        println!("poll cycle of {} jobs, wall (median of {}):   {:>8.3} s      (target ≤ 2 s)", args.jobs, args.cycles, wall.as_secs_f64());
-        println!("CPU per job poll, user+system (median):  {:>8.1} µs     (target ≤ 150 µs)", cpu.as_secs_f64() * 1e6);
-        println!("peak RSS after {} cycles:                 {:>8.1} MB     (target ≤ 40 MB)", args.cycles + 1, rss as f64 / 1_048_576.0);
-        println!("database bytes per unchanged poll:        {:>8.1} B      (target ≤ 200 B)", frozen.bytes_per_poll);
-        println!("database bytes per poll, latency moving:  {:>8.1} B", moving.bytes_per_poll);
-        println!("CPU per job poll, unchanged answers:      {:>8.1} µs", median(frozen.cpu_per_poll.clone()).as_secs_f64() * 1e6);
+        println!(
+            "dtswatch benchmark: `dtswatch run` as a process, {} jobs × (8 steps × 4 sub-steps), every {} s, {} cycles measured\n",
+            args.jobs, args.period, args.cycles
+        );
+        let moving = throughput(&args, true).await;
+        report("latency moving every poll", &moving, &args);
+        let frozen = throughput(&args, false).await;
+        report("every answer unchanged", &frozen, &args);
         if args.failures > 0 {
             let latencies = alert_latency(args.failures).await;
             println!(
-                "alert latency over {} failures:           p50 {:.1} ms, p99 {:.1} ms (failing answer → DingTalk receiver)",
+                "alert latency over {} failures: p50 {:.1} ms, p99 {:.1} ms (failing answer → DingTalk receiver)",
                 latencies.len(),
                 percentile(&latencies, 0.5).as_secs_f64() * 1e3,
                 percentile(&latencies, 0.99).as_secs_f64() * 1e3

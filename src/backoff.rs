@@ -12,10 +12,15 @@ pub fn delay(retry: u32, base: Duration, max: Duration, unit: f64) -> Duration {
     ceiling.mul_f64(unit.clamp(0.0, 1.0))
 }
 
+/// A random number in `[0, 1)`, the jitter's draw.
+pub fn random_unit() -> f64 {
+    use rand::RngExt as _;
+    rand::rng().random::<f64>()
+}
+
 /// `delay` with a fresh random number.
 pub fn jittered(retry: u32, base: Duration, max: Duration) -> Duration {
-    use rand::RngExt as _;
-    delay(retry, base, max, rand::rng().random::<f64>())
+    delay(retry, base, max, random_unit())
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dts::snapshot::Counterparts;
 use crate::dts::{ErrorDetail, JobSnapshot, State, Step, Text};
-use crate::output::latency_text;
+use crate::text::latency_text;
 
 /// What changed about one step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,13 +1,20 @@
 //! `[[discover]]`: the jobs `DescribeDtsJobs` lists, filtered by name glob,
-//! tags and status, become watched jobs. The API lists migration jobs unless
-//! asked otherwise and pages at 30, so every job type in every region is asked
-//! for and every page walked. Filtering is pure; `discover` does the calls.
+//! tags and status, become watched jobs, merged with the configured ones by
+//! id (the config wins). The API lists migration jobs unless asked otherwise
+//! and pages at 30, so every job type in every region is asked for and every
+//! page walked. Filtering and merging are pure; `discover` does the calls.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use crate::aliyun::{AliyunClient, ApiFailure};
 use crate::config::{DiscoverConfig, JobConfig};
 use crate::dts::api::{self, DiscoveredJob};
+use crate::poll::{Clients, Watched};
+use crate::store::jobs::JobSource;
+
+/// The jobs one `[[discover]]` entry found, by id.
+pub type Found = BTreeMap<String, Arc<JobConfig>>;
 
 /// True when a listed job passes the entry's name, tag and status filters.
 pub fn matches(entry: &DiscoverConfig, job: &DiscoveredJob) -> bool {
@@ -41,10 +48,7 @@ pub fn job_config(entry: &DiscoverConfig, job: &DiscoveredJob) -> JobConfig {
 
 /// Every matching job of one entry, by id. Any failed call fails the whole
 /// entry, so that a partial answer never retires jobs.
-pub async fn discover(
-    entry: &DiscoverConfig,
-    client: &AliyunClient,
-) -> Result<BTreeMap<String, JobConfig>, ApiFailure> {
+pub async fn discover(entry: &DiscoverConfig, client: &AliyunClient) -> Result<Found, ApiFailure> {
     let mut found = BTreeMap::new();
     for region in &entry.regions {
         for job_type in &entry.job_types {
@@ -57,12 +61,63 @@ pub async fn discover(
             .await?
             {
                 if matches(entry, &job) {
-                    found.insert(job.id.clone(), job_config(entry, &job));
+                    found.insert(job.id.clone(), Arc::new(job_config(entry, &job)));
                 }
             }
         }
     }
     Ok(found)
+}
+
+/// Configured jobs first, then discovered ones the config does not name,
+/// each once (the first entry to find a job keeps it).
+pub fn merge<'a>(
+    configured: &[JobConfig],
+    found: impl IntoIterator<Item = &'a Found>,
+) -> Vec<Watched> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut watched = Vec::with_capacity(configured.len());
+    for job in configured {
+        if seen.insert(&job.id) {
+            watched.push(Watched {
+                job: Arc::new(job.clone()),
+                source: JobSource::Config,
+            });
+        }
+    }
+    for jobs in found {
+        for (id, job) in jobs {
+            if seen.insert(id) {
+                watched.push(Watched {
+                    job: job.clone(),
+                    source: JobSource::Discovery,
+                });
+            }
+        }
+    }
+    watched
+}
+
+/// The config's jobs plus one pass of every `[[discover]]` entry (for
+/// `once`); an entry that fails is reported and skipped.
+pub async fn watch_once(
+    configured: &[JobConfig],
+    entries: &[DiscoverConfig],
+    clients: &Clients,
+) -> Vec<Watched> {
+    let mut found = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let Some(client) = clients.get(&entry.account) else {
+            continue;
+        };
+        match discover(entry, client).await {
+            Ok(jobs) => found.push(jobs),
+            Err(failure) => {
+                tracing::warn!(entry = index + 1, error = %failure.error, "discovery failed")
+            }
+        }
+    }
+    merge(configured, &found)
 }
 
 #[cfg(test)]
@@ -120,5 +175,29 @@ mod tests {
             job_config(&e, &job("orders-sync", "orders", "x")).account,
             "prod"
         );
+    }
+
+    #[test]
+    fn merge_keeps_configured_jobs_first_and_each_job_once() {
+        let configured = vec![job_config(&entry(), &job("a", "t", "s"))];
+        let found: Found = ["id-a", "id-b"]
+            .into_iter()
+            .map(|id| {
+                let mut discovered = job_config(&entry(), &job("x", "t", "s"));
+                discovered.id = id.into();
+                discovered.name = Some(format!("found {id}"));
+                (id.to_string(), Arc::new(discovered))
+            })
+            .collect();
+        let watched = merge(&configured, [&found, &found]);
+        let listed: Vec<(&str, JobSource)> = watched
+            .iter()
+            .map(|w| (w.job.id.as_str(), w.source))
+            .collect();
+        assert_eq!(
+            listed,
+            [("id-a", JobSource::Config), ("id-b", JobSource::Discovery)]
+        );
+        assert_eq!(watched[0].job.name.as_deref(), Some("a"), "the config wins");
     }
 }

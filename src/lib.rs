@@ -3,19 +3,28 @@
 //!
 //! # Layout
 //!
-//! Data flows one way: a cron tick (`scheduler`) starts a poll (`poll`) that
-//! fetches a job's steps through the Alibaba Cloud client (`aliyun`), reads
-//! them into the normalised model (`dts`), and hands them on. `config` turns
-//! the TOML file into typed settings and reports every mistake at once. `sim`
-//! is a DTS simulator on loopback for the demo, tests and benchmarks.
-//! `ratelimit` paces calls per account and per channel; `output` prints
-//! tables; `app` wires commands together; `cli` defines the command line.
+//! Data flows one way, and modules import only the ones below them:
+//!
+//! - `cli` — the command line: clap definitions, dispatch, one file per command group, tables.
+//! - `daemon` — `dtswatch run`: tick loop, discovery loop, watchdog, pruning, reload, `/healthz` and `/metrics`.
+//! - `discovery` — `DescribeDtsJobs` → watched jobs, merged with the configured ones by id.
+//! - `scheduler` — pure: cron schedule + per-job jitter → next fire time.
+//! - `poll` — the one way to poll a job (`poll_one`): fetch, record, alert, count; health; the alerting step, the only writer of alert and outbox rows.
+//! - `notify` — channels (one file each), rendering, the outbox worker and its pure retry/dead `decide`.
+//! - `store` — all SQL: the pool, migrations, one file per table family, the batched writer.
+//! - `rules` — pure: the rule kinds, the alert lifecycle, inhibition and silences, the watchdog's rules.
+//! - `diff` — pure: what changed between two snapshots of a job.
+//! - `dts` — the `ListJobStep` / `DescribeDtsJobs` wire model (tolerant) and the normalised snapshot.
+//! - `aliyun` — Alibaba Cloud request signing, the credentials chain, the client with retries.
+//! - `ratelimit`, `backoff` — pacing and full-jitter backoff, shared by the DTS client and delivery.
+//! - `metrics` — the typed Prometheus registry (pure).
+//! - `config` — the TOML file → a typed, fully validated `Config`; every mistake at once.
+//! - `state`, `text` — the step-state vocabulary; interned text and formatting.
+//! - `sim` — a DTS simulator on loopback for the demo, tests and the benchmark (beside the flow, not in it).
 
 pub mod aliyun;
-pub mod app;
 pub mod backoff;
 pub mod cli;
-pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod diff;
@@ -23,12 +32,11 @@ pub mod discovery;
 pub mod dts;
 pub mod metrics;
 pub mod notify;
-pub mod output;
 pub mod poll;
 pub mod ratelimit;
-pub mod report;
 pub mod rules;
 pub mod scheduler;
-pub mod server;
 pub mod sim;
+pub mod state;
 pub mod store;
+pub mod text;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use dtswatch::cli::{Cli, LogFormat};
+use dtswatch::cli::{Cli, Command, LogFormat};
 
 /// `DTSWATCH_LOG` (an `EnvFilter`) wins; otherwise `info`, or `warn` for commands whose stdout is the point.
 fn init_tracing(format: LogFormat, quiet: bool) {
@@ -26,10 +26,7 @@ fn init_tracing(format: LogFormat, quiet: bool) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = !matches!(
-        cli.command,
-        dtswatch::cli::Command::Run | dtswatch::cli::Command::Simulator { .. }
-    );
+    let quiet = !matches!(cli.command, Command::Run | Command::Simulator { .. });
     init_tracing(cli.log_format, quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -41,7 +38,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dtswatch::app::dispatch(cli)) {
+    match runtime.block_on(dtswatch::cli::dispatch(cli)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("dtswatch: {error:#}");

@@ -1,7 +1,11 @@
-//! The daemon's counters and gauges, rendered in the Prometheus text format.
-//! Values updated as things happen live here; values that are cheaper to read
-//! than to track (alerts firing, outbox depth) are queried from SQLite at
-//! scrape time by `server.rs` and added to the same exposition.
+//! The daemon's counters and gauges, typed, rendered in the Prometheus text
+//! format. Every metric is a variant that carries its name, help text and
+//! label names, so a metric cannot be misspelt or left without help, and
+//! every family is exposed (with its known label values at 0) from start-up,
+//! before its first event: a `rate()` over a counter that appears only after
+//! the first failure misses that failure. Values that are cheaper to read
+//! than to track (alerts firing, outbox depth) are computed at scrape time by
+//! the daemon and passed to [`Metrics::render`]. Pure: no I/O, no clock.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,8 +16,145 @@ use std::time::Duration;
 pub const POLL_DURATION_BUCKETS: [f64; 10] =
     [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
-/// A label set, sorted by name.
-pub type Labels = Vec<(&'static str, String)>;
+/// Counters: values that only grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Counter {
+    Polls,
+    PollsSkipped,
+    ApiErrors,
+    ApiRetries,
+    ApiBackoffSeconds,
+    StoreErrors,
+    Notifications,
+    ConfigReloads,
+    DiscoveryRuns,
+}
+
+impl Counter {
+    pub const ALL: [Counter; 9] = [
+        Counter::Polls,
+        Counter::PollsSkipped,
+        Counter::ApiErrors,
+        Counter::ApiRetries,
+        Counter::ApiBackoffSeconds,
+        Counter::StoreErrors,
+        Counter::Notifications,
+        Counter::ConfigReloads,
+        Counter::DiscoveryRuns,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::Polls => "dtswatch_polls_total",
+            Counter::PollsSkipped => "dtswatch_polls_skipped_total",
+            Counter::ApiErrors => "dtswatch_api_errors_total",
+            Counter::ApiRetries => "dtswatch_api_retries_total",
+            Counter::ApiBackoffSeconds => "dtswatch_api_backoff_seconds_total",
+            Counter::StoreErrors => "dtswatch_store_errors_total",
+            Counter::Notifications => "dtswatch_notifications_total",
+            Counter::ConfigReloads => "dtswatch_config_reloads_total",
+            Counter::DiscoveryRuns => "dtswatch_discovery_runs_total",
+        }
+    }
+
+    pub fn help(self) -> &'static str {
+        match self {
+            Counter::Polls => "Polls of DTS jobs by outcome (ok or the error class).",
+            Counter::PollsSkipped => {
+                "Scheduled polls skipped because the job's previous poll was still running."
+            }
+            Counter::ApiErrors => {
+                "Alibaba Cloud API errors by code, including the ones retried within a poll."
+            }
+            Counter::ApiRetries => {
+                "Alibaba Cloud API calls retried within a poll, by the code that caused the retry."
+            }
+            Counter::ApiBackoffSeconds => "Time polls spent backing off between retried API calls.",
+            Counter::StoreErrors => {
+                "Polls that could not be written to the database, by kind (disk_full, other)."
+            }
+            Counter::Notifications => {
+                "Delivery attempts by channel and outcome (delivered, retry, dead)."
+            }
+            Counter::ConfigReloads => "Config reloads on SIGHUP by result.",
+            Counter::DiscoveryRuns => "DescribeDtsJobs discovery runs by result.",
+        }
+    }
+
+    pub fn labels(self) -> &'static [&'static str] {
+        match self {
+            Counter::Polls => &["outcome"],
+            Counter::PollsSkipped => &["job"],
+            Counter::ApiErrors | Counter::ApiRetries => &["code"],
+            Counter::ApiBackoffSeconds => &[],
+            Counter::StoreErrors => &["kind"],
+            Counter::Notifications => &["channel", "outcome"],
+            Counter::ConfigReloads | Counter::DiscoveryRuns => &["result"],
+        }
+    }
+}
+
+/// Gauges: values that go up and down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Gauge {
+    LastSuccessfulPoll,
+    JobsWatched,
+    Alerts,
+    OutboxPending,
+    OutboxDead,
+    Healthy,
+}
+
+impl Gauge {
+    pub const ALL: [Gauge; 6] = [
+        Gauge::LastSuccessfulPoll,
+        Gauge::JobsWatched,
+        Gauge::Alerts,
+        Gauge::OutboxPending,
+        Gauge::OutboxDead,
+        Gauge::Healthy,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Gauge::LastSuccessfulPoll => "dtswatch_last_successful_poll_timestamp_seconds",
+            Gauge::JobsWatched => "dtswatch_jobs_watched",
+            Gauge::Alerts => "dtswatch_alerts",
+            Gauge::OutboxPending => "dtswatch_outbox_pending",
+            Gauge::OutboxDead => "dtswatch_outbox_dead",
+            Gauge::Healthy => "dtswatch_healthy",
+        }
+    }
+
+    pub fn help(self) -> &'static str {
+        match self {
+            Gauge::LastSuccessfulPoll => "When each job was last polled successfully (Unix time).",
+            Gauge::JobsWatched => "Jobs currently watched (configured and discovered).",
+            Gauge::Alerts => "Alerts pending or firing by rule, severity and status.",
+            Gauge::OutboxPending => "Notifications waiting to be delivered, by channel.",
+            Gauge::OutboxDead => "Notifications given up on, by channel.",
+            Gauge::Healthy => "1 while /healthz answers 200.",
+        }
+    }
+
+    pub fn labels(self) -> &'static [&'static str] {
+        match self {
+            Gauge::LastSuccessfulPoll => &["job"],
+            Gauge::JobsWatched | Gauge::Healthy => &[],
+            Gauge::Alerts => &["rule", "severity", "status"],
+            Gauge::OutboxPending | Gauge::OutboxDead => &["channel"],
+        }
+    }
+}
+
+const POLL_DURATION: &str = "dtswatch_poll_duration_seconds";
+const POLL_DURATION_HELP: &str = "Time to poll one job, retries included.";
+
+/// Label values, in the order of the metric's label names.
+pub type Values = Vec<String>;
+
+/// One gauge's series computed at scrape time.
+pub type Series = Vec<(Values, f64)>;
 
 #[derive(Default)]
 struct Histogram {
@@ -24,96 +165,93 @@ struct Histogram {
 
 #[derive(Default)]
 struct Families {
-    counters: BTreeMap<&'static str, BTreeMap<Labels, f64>>,
-    gauges: BTreeMap<&'static str, BTreeMap<Labels, f64>>,
+    counters: BTreeMap<Counter, BTreeMap<Values, f64>>,
+    gauges: BTreeMap<Gauge, BTreeMap<Values, f64>>,
     poll_duration: Histogram,
 }
 
 /// Thread-safe metric values.
-#[derive(Default)]
 pub struct Metrics {
     families: Mutex<Families>,
 }
 
-/// What each metric means, for `# HELP`.
-fn help(name: &str) -> &'static str {
-    match name {
-        "dtswatch_polls_total" => "Polls of DTS jobs by outcome (ok or the error class).",
-        "dtswatch_polls_skipped_total" => {
-            "Scheduled polls skipped because the job's previous poll was still running."
-        }
-        "dtswatch_api_errors_total" => {
-            "Alibaba Cloud API errors by code, including the ones retried within a poll."
-        }
-        "dtswatch_api_retries_total" => {
-            "Alibaba Cloud API calls retried within a poll, by the code that caused the retry."
-        }
-        "dtswatch_api_backoff_seconds_total" => {
-            "Time polls spent backing off between retried API calls."
-        }
-        "dtswatch_store_errors_total" => {
-            "Polls that could not be written to the database, by kind (disk_full, other)."
-        }
-        "dtswatch_notifications_total" => {
-            "Delivery attempts by channel and outcome (delivered, retry, dead)."
-        }
-        "dtswatch_config_reloads_total" => "Config reloads on SIGHUP by result.",
-        "dtswatch_discovery_runs_total" => "DescribeDtsJobs discovery runs by result.",
-        "dtswatch_last_successful_poll_timestamp_seconds" => {
-            "When each job was last polled successfully (Unix time)."
-        }
-        "dtswatch_jobs_watched" => "Jobs currently watched (configured and discovered).",
-        "dtswatch_alerts" => "Alerts pending or firing by rule, severity and status.",
-        "dtswatch_outbox_pending" => "Notifications waiting to be delivered, by channel.",
-        "dtswatch_outbox_dead" => "Notifications given up on, by channel.",
-        "dtswatch_poll_duration_seconds" => "Time to poll one job, retries included.",
-        "dtswatch_healthy" => "1 while /healthz answers 200.",
-        _ => "",
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
-fn lock(metrics: &Metrics) -> std::sync::MutexGuard<'_, Families> {
-    metrics.families.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn sorted(mut labels: Labels) -> Labels {
-    labels.sort();
-    labels
+fn values(labels: &[&str]) -> Values {
+    labels.iter().map(|v| v.to_string()).collect()
 }
 
 impl Metrics {
-    pub fn inc(&self, name: &'static str, labels: Labels) {
-        self.add(name, labels, 1.0);
+    /// A registry with the label values known up front already at 0.
+    pub fn new() -> Self {
+        let metrics = Self {
+            families: Mutex::new(Families::default()),
+        };
+        for result in ["ok", "error"] {
+            metrics.register(Counter::ConfigReloads, &[result]);
+            metrics.register(Counter::DiscoveryRuns, &[result]);
+        }
+        for kind in ["disk_full", "other"] {
+            metrics.register(Counter::StoreErrors, &[kind]);
+        }
+        metrics.register(Counter::ApiBackoffSeconds, &[]);
+        metrics
     }
 
-    pub fn add(&self, name: &'static str, labels: Labels, by: f64) {
-        *lock(self)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Families> {
+        self.families.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes a series exist at 0 (if it does not yet), so it is exposed before its first event.
+    pub fn register(&self, counter: Counter, labels: &[&str]) {
+        debug_assert_eq!(labels.len(), counter.labels().len(), "{}", counter.name());
+        self.lock()
             .counters
-            .entry(name)
+            .entry(counter)
             .or_default()
-            .entry(sorted(labels))
+            .entry(values(labels))
+            .or_default();
+    }
+
+    pub fn inc(&self, counter: Counter, labels: &[&str]) {
+        self.add(counter, labels, 1.0);
+    }
+
+    pub fn add(&self, counter: Counter, labels: &[&str], by: f64) {
+        debug_assert_eq!(labels.len(), counter.labels().len(), "{}", counter.name());
+        *self
+            .lock()
+            .counters
+            .entry(counter)
+            .or_default()
+            .entry(values(labels))
             .or_default() += by;
     }
 
-    pub fn set(&self, name: &'static str, labels: Labels, value: f64) {
-        lock(self)
+    pub fn set(&self, gauge: Gauge, labels: &[&str], value: f64) {
+        debug_assert_eq!(labels.len(), gauge.labels().len(), "{}", gauge.name());
+        self.lock()
             .gauges
-            .entry(name)
+            .entry(gauge)
             .or_default()
-            .insert(sorted(labels), value);
+            .insert(values(labels), value);
     }
 
-    /// Replaces every series of a gauge (for values recomputed as a whole, like watched jobs).
-    pub fn replace(&self, name: &'static str, series: Vec<(Labels, f64)>) {
-        lock(self).gauges.insert(
-            name,
-            series.into_iter().map(|(l, v)| (sorted(l), v)).collect(),
-        );
+    /// Drops the series of `gauge` whose first label value is not in `keep`
+    /// (for per-job gauges when jobs stop being watched).
+    pub fn retain(&self, gauge: Gauge, keep: impl Fn(&str) -> bool) {
+        if let Some(series) = self.lock().gauges.get_mut(&gauge) {
+            series.retain(|labels, _| labels.first().is_none_or(|v| keep(v)));
+        }
     }
 
     pub fn observe_poll(&self, duration: Duration) {
         let seconds = duration.as_secs_f64();
-        let mut families = lock(self);
+        let mut families = self.lock();
         let histogram = &mut families.poll_duration;
         for (i, bound) in POLL_DURATION_BUCKETS.iter().enumerate() {
             if seconds <= *bound {
@@ -124,62 +262,83 @@ impl Metrics {
         histogram.sum += seconds;
     }
 
-    /// A counter's value, for tests and health checks.
-    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let families = lock(self);
-        families
+    /// The sum of a counter's series whose labels include every given pair.
+    pub fn counter(&self, counter: Counter, labels: &[(&str, &str)]) -> f64 {
+        let names = counter.labels();
+        self.lock()
             .counters
-            .get(name)
-            .and_then(|series| {
+            .get(&counter)
+            .map(|series| {
                 series
                     .iter()
-                    .find(|(l, _)| {
-                        labels
-                            .iter()
-                            .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+                    .filter(|(values, _)| {
+                        labels.iter().all(|(k, v)| {
+                            names
+                                .iter()
+                                .position(|n| n == k)
+                                .is_some_and(|i| values.get(i).is_some_and(|x| x == v))
+                        })
                     })
                     .map(|(_, v)| *v)
+                    .sum()
             })
             .unwrap_or(0.0)
     }
 
-    /// The Prometheus text exposition, with `extra` gauges (computed at scrape time) appended.
-    pub fn render(&self, extra: &[(&'static str, Vec<(Labels, f64)>)]) -> String {
-        let families = lock(self);
+    /// The Prometheus text exposition; `scraped` replaces the series of the gauges it names.
+    pub fn render(&self, scraped: &[(Gauge, Series)]) -> String {
+        let families = self.lock();
         let mut out = String::new();
-        for (name, series) in &families.counters {
+        for counter in Counter::ALL {
+            let series = families.counters.get(&counter);
             family(
                 &mut out,
-                name,
-                "counter",
-                series.iter().map(|(l, v)| (l.clone(), *v)),
+                (counter.name(), counter.help(), "counter"),
+                counter.labels(),
+                series.into_iter().flatten().map(|(l, v)| (l, *v)),
             );
         }
-        for (name, series) in &families.gauges {
-            family(
-                &mut out,
-                name,
-                "gauge",
-                series.iter().map(|(l, v)| (l.clone(), *v)),
-            );
-        }
-        for (name, series) in extra {
-            family(
-                &mut out,
-                name,
-                "gauge",
-                series.iter().map(|(l, v)| (sorted(l.clone()), *v)),
-            );
+        for gauge in Gauge::ALL {
+            let meta = (gauge.name(), gauge.help(), "gauge");
+            match scraped.iter().find(|(g, _)| *g == gauge) {
+                Some((_, series)) => {
+                    let mut sorted: Vec<&(Values, f64)> = series.iter().collect();
+                    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+                    family(
+                        &mut out,
+                        meta,
+                        gauge.labels(),
+                        sorted.into_iter().map(|(l, v)| (l, *v)),
+                    )
+                }
+                None => family(
+                    &mut out,
+                    meta,
+                    gauge.labels(),
+                    families
+                        .gauges
+                        .get(&gauge)
+                        .into_iter()
+                        .flatten()
+                        .map(|(l, v)| (l, *v)),
+                ),
+            }
         }
         let h = &families.poll_duration;
-        let name = "dtswatch_poll_duration_seconds";
-        let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} histogram", help(name));
+        let _ = writeln!(
+            out,
+            "# HELP {POLL_DURATION} {POLL_DURATION_HELP}\n# TYPE {POLL_DURATION} histogram"
+        );
         for (i, bound) in POLL_DURATION_BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", h.counts[i]);
+            let _ = writeln!(
+                out,
+                "{POLL_DURATION}_bucket{{le=\"{bound}\"}} {}",
+                h.counts[i]
+            );
         }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
-        let _ = writeln!(out, "{name}_sum {}", h.sum);
-        let _ = writeln!(out, "{name}_count {}", h.count);
+        let _ = writeln!(out, "{POLL_DURATION}_bucket{{le=\"+Inf\"}} {}", h.count);
+        let _ = writeln!(out, "{POLL_DURATION}_sum {}", h.sum);
+        let _ = writeln!(out, "{POLL_DURATION}_count {}", h.count);
         out
     }
 }
@@ -192,14 +351,20 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-fn family(out: &mut String, name: &str, kind: &str, series: impl Iterator<Item = (Labels, f64)>) {
-    let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} {kind}", help(name));
+fn family<'a>(
+    out: &mut String,
+    (name, help, kind): (&str, &str, &str),
+    names: &[&str],
+    series: impl Iterator<Item = (&'a Values, f64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for (labels, value) in series {
         if labels.is_empty() {
             let _ = writeln!(out, "{name} {value}");
         } else {
-            let text: Vec<String> = labels
+            let text: Vec<String> = names
                 .iter()
+                .zip(labels)
                 .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
                 .collect();
             let _ = writeln!(out, "{name}{{{}}} {value}", text.join(","));
@@ -213,15 +378,12 @@ mod tests {
 
     #[test]
     fn renders_prometheus_text() {
-        let metrics = Metrics::default();
-        metrics.inc("dtswatch_polls_total", vec![("outcome", "ok".into())]);
-        metrics.inc("dtswatch_polls_total", vec![("outcome", "ok".into())]);
-        metrics.set("dtswatch_jobs_watched", vec![], 3.0);
+        let metrics = Metrics::new();
+        metrics.inc(Counter::Polls, &["ok"]);
+        metrics.inc(Counter::Polls, &["ok"]);
+        metrics.set(Gauge::JobsWatched, &[], 3.0);
         metrics.observe_poll(Duration::from_millis(80));
-        let text = metrics.render(&[(
-            "dtswatch_outbox_pending",
-            vec![(vec![("channel", "a\"b".into())], 2.0)],
-        )]);
+        let text = metrics.render(&[(Gauge::OutboxPending, vec![(vec!["a\"b".to_string()], 2.0)])]);
         assert!(
             text.contains(
                 "# TYPE dtswatch_polls_total counter\ndtswatch_polls_total{outcome=\"ok\"} 2\n"
@@ -233,9 +395,40 @@ mod tests {
         assert!(text.contains("dtswatch_poll_duration_seconds_bucket{le=\"0.05\"} 0\n"));
         assert!(text.contains("dtswatch_poll_duration_seconds_bucket{le=\"0.1\"} 1\n"));
         assert!(text.contains("dtswatch_poll_duration_seconds_count 1\n"));
-        assert_eq!(
-            metrics.counter("dtswatch_polls_total", &[("outcome", "ok")]),
-            2.0
-        );
+        assert_eq!(metrics.counter(Counter::Polls, &[("outcome", "ok")]), 2.0);
+    }
+
+    #[test]
+    fn every_family_is_exposed_with_help_before_its_first_event() {
+        let text = Metrics::new().render(&[]);
+        for counter in Counter::ALL {
+            assert!(
+                text.contains(&format!(
+                    "# HELP {} {}\n# TYPE {} counter\n",
+                    counter.name(),
+                    counter.help(),
+                    counter.name()
+                )),
+                "{text}"
+            );
+            assert!(!counter.help().is_empty());
+        }
+        for gauge in Gauge::ALL {
+            assert!(text.contains(&format!("# TYPE {} gauge\n", gauge.name())));
+        }
+        assert!(text.contains("dtswatch_config_reloads_total{result=\"error\"} 0\n"));
+        assert!(text.contains("dtswatch_store_errors_total{kind=\"disk_full\"} 0\n"));
+        assert!(text.contains("dtswatch_api_backoff_seconds_total 0\n"));
+    }
+
+    #[test]
+    fn retain_drops_series_of_jobs_no_longer_watched() {
+        let metrics = Metrics::new();
+        metrics.set(Gauge::LastSuccessfulPoll, &["a"], 1.0);
+        metrics.set(Gauge::LastSuccessfulPoll, &["b"], 2.0);
+        metrics.retain(Gauge::LastSuccessfulPoll, |job| job == "a");
+        let text = metrics.render(&[]);
+        assert!(text.contains("job=\"a\""));
+        assert!(!text.contains("job=\"b\""));
     }
 }

@@ -1,12 +1,18 @@
 //! Configuration: the TOML file, `${VAR}` interpolation, and the typed `Config`
 //! every other module reads. Loading is pure apart from reading the file: the
-//! text is parsed into raw structs (`raw.rs`), then validated in one pass that
-//! collects *every* problem with its position (`validate.rs`). Nothing here opens
-//! sockets or databases.
+//! text is parsed into raw structs (`raw.rs`), then validated section by
+//! section (`validate/`, and `channels/` for each channel type), collecting
+//! *every* problem with its position (`errors.rs`). Nothing here opens
+//! sockets or databases, and nothing here imports the rest of dtswatch: every
+//! other module reads the config, never the reverse.
 
+pub mod channels;
 mod duration;
+mod errors;
 mod interpolate;
+mod matcher;
 mod raw;
+mod schedule;
 mod secret;
 mod validate;
 
@@ -17,13 +23,19 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
 use regex::Regex;
 
-use crate::dts::State;
+use crate::state::State;
 
+pub use channels::{
+    ChannelConfig, ChannelKind, ConsoleConfig, ConsoleFormat, DingTalkConfig, EmailConfig,
+    FeishuConfig, FeishuFormat, RateLimit, SlackConfig, TlsMode, WeComConfig, WebhookConfig,
+};
 pub use duration::{format_duration, parse_duration};
+pub use errors::{ConfigError, ConfigErrors, line_column};
 pub use interpolate::interpolate;
+pub use matcher::Matcher;
+pub use schedule::CronSchedule;
 pub use secret::Secret;
 
 /// The validated configuration. Built only by [`load`] / [`parse`].
@@ -192,102 +204,6 @@ pub struct DiscoverConfig {
     pub resource_group_id: Option<String>,
 }
 
-/// When something happens: a cron expression with seconds (`sec min hour dom
-/// mon dow [year]`; five-field expressions get `0` seconds prepended), or
-/// `@every <duration>` for fixed intervals, sub-second ones included.
-#[derive(Debug, Clone)]
-pub struct CronSchedule {
-    pub source: String,
-    kind: ScheduleKind,
-}
-
-#[derive(Debug, Clone)]
-enum ScheduleKind {
-    Cron(Box<cron::Schedule>),
-    /// Ticks at multiples of the interval since the Unix epoch.
-    Every(Duration),
-}
-
-impl PartialEq for CronSchedule {
-    fn eq(&self, other: &Self) -> bool {
-        self.source == other.source
-    }
-}
-
-impl CronSchedule {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let trimmed = text.trim();
-        if let Some(interval) = trimmed.strip_prefix("@every") {
-            let every = parse_duration(interval).map_err(|e| format!("`{trimmed}`: {e}"))?;
-            if every < Duration::from_millis(10) {
-                return Err(format!("`{trimmed}` is too often; use at least 10ms"));
-            }
-            return Ok(Self {
-                source: trimmed.to_string(),
-                kind: ScheduleKind::Every(every),
-            });
-        }
-        let fields = trimmed.split_whitespace().count();
-        let expression = match fields {
-            5 => format!("0 {trimmed}"),
-            6 | 7 => trimmed.to_string(),
-            _ => {
-                return Err(format!(
-                    "`{trimmed}` is not a cron expression: expected 6 fields (sec min hour day month weekday) or `@every 30s`, got {fields}"
-                ));
-            }
-        };
-        let schedule = cron::Schedule::from_str(&expression)
-            .map_err(|e| format!("`{trimmed}` is not a valid cron expression: {e}"))?;
-        Ok(Self {
-            source: trimmed.to_string(),
-            kind: ScheduleKind::Cron(Box::new(schedule)),
-        })
-    }
-
-    /// The first tick strictly after `after`.
-    pub fn next_after(
-        &self,
-        after: chrono::DateTime<chrono::Utc>,
-    ) -> Option<chrono::DateTime<chrono::Utc>> {
-        match &self.kind {
-            ScheduleKind::Cron(schedule) => schedule.after(&after).next(),
-            ScheduleKind::Every(every) => {
-                let every_ms = every.as_millis().max(1) as i64;
-                let next = (after.timestamp_millis().div_euclid(every_ms) + 1) * every_ms;
-                chrono::DateTime::from_timestamp_millis(next)
-            }
-        }
-    }
-}
-
-/// Glob patterns matched against one or more names; any match counts.
-#[derive(Debug, Clone)]
-pub struct Matcher {
-    pub patterns: Vec<String>,
-    set: GlobSet,
-}
-
-impl Matcher {
-    pub fn new(patterns: &[String]) -> Result<Self, String> {
-        let mut builder = GlobSetBuilder::new();
-        for pattern in patterns {
-            let glob = Glob::new(pattern).map_err(|e| format!("bad glob `{pattern}`: {e}"))?;
-            builder.add(glob);
-        }
-        let set = builder.build().map_err(|e| e.to_string())?;
-        Ok(Self {
-            patterns: patterns.to_vec(),
-            set,
-        })
-    }
-
-    /// True when any of `candidates` matches any pattern.
-    pub fn matches_any<'a>(&self, candidates: impl IntoIterator<Item = &'a str>) -> bool {
-        candidates.into_iter().any(|c| self.set.is_match(c))
-    }
-}
-
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
@@ -347,6 +263,9 @@ pub enum RuleKind {
         to: Vec<State>,
     },
     Unreachable,
+    /// The watchdog's checks on dtswatch itself, built from `[watchdog]`;
+    /// never written in `[[rules]]`.
+    Watchdog,
 }
 
 impl RuleKind {
@@ -358,6 +277,7 @@ impl RuleKind {
             RuleKind::Stalled => "stalled",
             RuleKind::Transition { .. } => "transition",
             RuleKind::Unreachable => "unreachable",
+            RuleKind::Watchdog => "watchdog",
         }
     }
 }
@@ -384,103 +304,6 @@ pub struct RuleConfig {
     /// Rule names or kinds whose firing alerts hold this rule back.
     pub inhibited_by: Vec<String>,
     pub runbook: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsMode {
-    Implicit,
-    StartTls,
-    None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FeishuFormat {
-    Card,
-    Post,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConsoleFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone)]
-pub enum ChannelKind {
-    DingTalk {
-        url: Secret,
-        secret: Option<Secret>,
-        at_mobiles: Vec<String>,
-        at_user_ids: Vec<String>,
-        at_all: bool,
-    },
-    Slack {
-        url: Secret,
-    },
-    Email {
-        host: String,
-        port: u16,
-        tls: TlsMode,
-        username: Option<String>,
-        password: Option<Secret>,
-        from: String,
-        to: Vec<String>,
-        /// Extra CA certificates (PEM) to trust, for a relay with a private CA.
-        ca_file: Option<PathBuf>,
-    },
-    Webhook {
-        url: Secret,
-        secret: Option<Secret>,
-        headers: BTreeMap<String, Secret>,
-    },
-    Feishu {
-        url: Secret,
-        secret: Option<Secret>,
-        format: FeishuFormat,
-    },
-    WeCom {
-        url: Secret,
-        mentioned_mobiles: Vec<String>,
-        mentioned_users: Vec<String>,
-    },
-    Console {
-        format: ConsoleFormat,
-    },
-}
-
-impl ChannelKind {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            ChannelKind::DingTalk { .. } => "dingtalk",
-            ChannelKind::Slack { .. } => "slack",
-            ChannelKind::Email { .. } => "email",
-            ChannelKind::Webhook { .. } => "webhook",
-            ChannelKind::Feishu { .. } => "feishu",
-            ChannelKind::WeCom { .. } => "wecom",
-            ChannelKind::Console { .. } => "console",
-        }
-    }
-}
-
-/// `count` messages per `per`, e.g. DingTalk's 20 per minute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    pub count: u32,
-    pub per: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct ChannelConfig {
-    pub name: String,
-    pub kind: ChannelKind,
-    /// Events of different jobs within this window go out as one message.
-    pub group_window: Duration,
-    pub rate_limit: Option<RateLimit>,
-    pub timeout: Duration,
-    /// minijinja template replacing the built-in body.
-    pub template: Option<String>,
-    pub title_template: Option<String>,
-    pub max_age: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -512,63 +335,6 @@ pub struct WatchdogConfig {
     pub no_successful_poll: Duration,
     pub dead_letters: bool,
     pub severity: Severity,
-}
-
-/// One problem in a config file, at a byte range of its text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub span: Option<std::ops::Range<usize>>,
-    pub message: String,
-}
-
-/// Every problem found in one config file, printed as `file:line:column: message`.
-#[derive(Debug, Clone)]
-pub struct ConfigErrors {
-    pub file: String,
-    pub text: String,
-    pub errors: Vec<ConfigError>,
-}
-
-impl ConfigErrors {
-    /// 1-based (line, column) of a byte offset, counting columns in characters.
-    pub fn position(&self, offset: usize) -> (usize, usize) {
-        line_column(&self.text, offset)
-    }
-
-    /// One rendered line per error, sorted by position.
-    pub fn lines(&self) -> Vec<String> {
-        self.errors
-            .iter()
-            .map(|e| match &e.span {
-                Some(span) => {
-                    let (line, column) = self.position(span.start);
-                    format!("{}:{line}:{column}: {}", self.file, e.message)
-                }
-                None => format!("{}: {}", self.file, e.message),
-            })
-            .collect()
-    }
-}
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for line in self.lines() {
-            writeln!(f, "{line}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
-
-/// 1-based line and character column of `offset` in `text`.
-pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
 }
 
 /// The process environment, as interpolation sees it.
@@ -669,47 +435,5 @@ impl Config {
             format_duration(self.storage.retention),
             watchdog,
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn line_column_counts_characters() {
-        let text = "a = 1\nb = \"预检查\" x\n";
-        let offset = text.find('x').unwrap();
-        assert_eq!(line_column(text, offset), (2, 11));
-        assert_eq!(line_column(text, 0), (1, 1));
-    }
-
-    #[test]
-    fn cron_accepts_six_and_five_fields() {
-        assert!(CronSchedule::parse("*/30 * * * * *").is_ok());
-        assert_eq!(
-            CronSchedule::parse("*/5 * * * *").unwrap().source,
-            "*/5 * * * *"
-        );
-        assert!(CronSchedule::parse("61 * * * * *").is_err());
-        assert!(CronSchedule::parse("* *").unwrap_err().contains("got 2"));
-        let every = CronSchedule::parse("@every 500ms").unwrap();
-        let t = chrono::DateTime::parse_from_rfc3339("2026-11-30T10:00:00.200Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-        assert_eq!(
-            every.next_after(t).unwrap().timestamp_millis() - t.timestamp_millis(),
-            300
-        );
-        assert!(CronSchedule::parse("@every 1ms").is_err());
-        assert!(CronSchedule::parse("@every soon").is_err());
-    }
-
-    #[test]
-    fn matcher_matches_any_candidate() {
-        let m = Matcher::new(&["orders-*".to_string(), "dts123".to_string()]).unwrap();
-        assert!(m.matches_any(["dtsxyz", "orders-mysql"]));
-        assert!(m.matches_any(["dts123"]));
-        assert!(!m.matches_any(["billing"]));
     }
 }

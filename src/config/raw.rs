@@ -1,6 +1,7 @@
 //! The config file as written: serde structs with `deny_unknown_fields` and
 //! spans on every value that is validated later. Nothing here checks meaning;
-//! `validate.rs` turns these into the typed `Config`.
+//! `validate/` turns these into the typed `Config`. Channel tables are read
+//! by `channels/`, each type with its own keys.
 
 use std::collections::BTreeMap;
 
@@ -87,37 +88,6 @@ pub struct RawDiscover {
     pub refresh: Option<Text>,
     pub schedule: Option<Text>,
     pub resource_group_id: Option<Text>,
-}
-
-/// Every key any channel type accepts; `validate.rs` knows which type uses which.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawChannel {
-    #[serde(rename = "type")]
-    pub kind: Option<Text>,
-    pub url: Option<Text>,
-    pub secret: Option<Text>,
-    pub at_mobiles: Option<Spanned<Vec<Text>>>,
-    pub at_user_ids: Option<Spanned<Vec<Text>>>,
-    pub at_all: Option<Spanned<bool>>,
-    pub mentioned_mobiles: Option<Spanned<Vec<Text>>>,
-    pub mentioned_users: Option<Spanned<Vec<Text>>>,
-    pub host: Option<Text>,
-    pub port: Option<Spanned<i64>>,
-    pub tls: Option<Text>,
-    pub username: Option<Text>,
-    pub password: Option<Text>,
-    pub from: Option<Text>,
-    pub to: Option<Spanned<Vec<Text>>>,
-    pub ca_file: Option<Text>,
-    pub headers: Option<Spanned<BTreeMap<String, Text>>>,
-    pub format: Option<Text>,
-    pub group_window: Option<Text>,
-    pub rate_limit: Option<Text>,
-    pub timeout: Option<Text>,
-    pub template: Option<Text>,
-    pub title_template: Option<Text>,
-    pub max_age: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

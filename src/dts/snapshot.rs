@@ -5,103 +5,14 @@
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
-use std::collections::{HashMap, HashSet};
-use std::fmt;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::model::{ListJobStepResponse, WireErrorDetail, WireStep};
-
-/// A step state. DTS sends `Finished`, `○ Finished`, `running`, `Running`,
-/// `Failed`, `Pause`, `Schedule`, `Init`, `Catched`; anything else is kept as `Other`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum State {
-    Init,
-    Schedule,
-    Running,
-    /// Incremental replication has caught up ("Catched" on the wire).
-    Catched,
-    Pause,
-    Finished,
-    Failed,
-    Other(Text),
-}
-
-impl State {
-    /// Reads a wire state: ignores decoration such as `○ ` and letter case.
-    pub fn parse(raw: &str) -> State {
-        let trimmed = raw.trim_matches(|c: char| !c.is_alphanumeric());
-        match trimmed.to_ascii_lowercase().as_str() {
-            "init" | "initial" | "notstarted" => State::Init,
-            "schedule" | "scheduled" => State::Schedule,
-            "running" | "migrating" | "synchronizing" => State::Running,
-            "catched" | "caught" => State::Catched,
-            "pause" | "paused" | "suspending" => State::Pause,
-            "finished" | "finish" | "completed" => State::Finished,
-            "failed" | "fail" => State::Failed,
-            _ => State::Other(intern(trimmed)),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            State::Init => "Init",
-            State::Schedule => "Schedule",
-            State::Running => "Running",
-            State::Catched => "Catched",
-            State::Pause => "Pause",
-            State::Finished => "Finished",
-            State::Failed => "Failed",
-            State::Other(s) => s,
-        }
-    }
-
-    /// Running or caught up: the step is doing work and should make progress.
-    pub fn is_active(&self) -> bool {
-        matches!(self, State::Running | State::Catched)
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Text in a snapshot. Shared, not copied: a snapshot is cloned and split
-/// often, and the texts that repeat across jobs (names, codes, states) are
-/// interned so that a thousand jobs' baselines hold one copy of each.
-pub type Text = Arc<str>;
-
-/// Texts interned so far. Entries nothing else holds are dropped whenever the
-/// set has doubled since the last sweep, so it stays the size of what is in use.
-struct Interner {
-    texts: HashSet<Text>,
-    sweep_at: usize,
-}
-
-static INTERNER: LazyLock<Mutex<Interner>> = LazyLock::new(|| {
-    Mutex::new(Interner {
-        texts: HashSet::new(),
-        sweep_at: 1024,
-    })
-});
-
-/// The shared copy of `text` (for short texts that repeat across jobs and polls).
-pub fn intern(text: &str) -> Text {
-    let mut interner = INTERNER.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(known) = interner.texts.get(text) {
-        return known.clone();
-    }
-    if interner.texts.len() >= interner.sweep_at {
-        interner.texts.retain(|t| Arc::strong_count(t) > 1);
-        interner.sweep_at = (interner.texts.len() * 2).max(1024);
-    }
-    let shared: Text = Arc::from(text);
-    interner.texts.insert(shared.clone());
-    shared
-}
+pub use crate::state::State;
+pub use crate::text::{Text, intern};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorDetail {
@@ -526,16 +437,6 @@ mod tests {
     }
 
     #[test]
-    fn state_parsing_is_forgiving() {
-        assert_eq!(State::parse(" ○ Finished "), State::Finished);
-        assert_eq!(State::parse("RUNNING"), State::Running);
-        assert_eq!(State::parse("catched"), State::Catched);
-        assert_eq!(State::parse("Failed"), State::Failed);
-        assert_eq!(State::parse("Init"), State::Init);
-        assert_eq!(State::parse("NewThing").as_str(), "NewThing");
-    }
-
-    #[test]
     fn escaped_and_plain_texts_read_the_same() {
         let plain = snapshot(
             r#"{"JobSteps":[{"JobStepId":"a","JobStepName":"全量迁移","State":"Running"}]}"#,
@@ -557,25 +458,6 @@ mod tests {
         assert_eq!(&*step.key, "03:orders_2024");
         let path = format!("{}/{}", step.key, step.sub_steps[0].key);
         assert_eq!(snap.find(&path).map(|s| &*s.name), Some("a/b"));
-    }
-
-    #[test]
-    fn interned_texts_are_shared_and_unused_ones_are_swept() {
-        let a = intern("dtswatch-intern-test");
-        let b = intern("dtswatch-intern-test");
-        assert!(Arc::ptr_eq(&a, &b));
-        drop((a, b));
-        // Enough distinct texts to force sweeps; the set stays near what is held.
-        let held: Vec<Text> = (0..3000).map(|i| intern(&format!("held-{i}"))).collect();
-        for i in 0..20_000 {
-            intern(&format!("dropped-{i}"));
-        }
-        let size = INTERNER.lock().map(|i| i.texts.len()).unwrap_or_default();
-        assert!(size < 3000 + 10_000, "swept: {size} texts kept");
-        assert!(
-            held.iter().all(|t| Arc::strong_count(t) >= 2),
-            "held texts stay interned"
-        );
     }
 
     #[test]

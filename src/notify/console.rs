@@ -3,22 +3,19 @@
 
 use std::io::Write as _;
 
-use super::{Delivered, Message, Notifier, SendError, body_or_template, render, webhook};
-use crate::config::{ChannelConfig, ChannelKind, ConsoleFormat};
+use super::{Delivered, Message, Notifier, SendError, Templates, render, webhook};
+use crate::config::{ConsoleConfig, ConsoleFormat};
 
 pub struct Console {
     format: ConsoleFormat,
-    template: Option<String>,
+    templates: Templates,
 }
 
 impl Console {
-    pub fn new(config: &ChannelConfig) -> Self {
-        let ChannelKind::Console { format } = &config.kind else {
-            unreachable!("Console::new is only called for console channels");
-        };
+    pub fn new(config: &ConsoleConfig, templates: Templates) -> Self {
         Self {
-            format: *format,
-            template: config.template.clone(),
+            format: config.format,
+            templates,
         }
     }
 }
@@ -42,9 +39,7 @@ impl Notifier for Console {
                 "{}\n",
                 webhook::build_body(message, &render::title(message))
             ),
-            ConsoleFormat::Text => {
-                body_or_template(self.template.as_deref(), message, || build_text(message))
-            }
+            ConsoleFormat::Text => self.templates.body(message, || build_text(message)),
         }
     }
 }

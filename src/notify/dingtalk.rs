@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::render::{self, truncate_bytes};
-use super::{Delivered, Message, Notifier, SendError, body_or_template, http, title_or_template};
-use crate::config::{ChannelConfig, ChannelKind, Secret};
+use super::{Delivered, Message, Notifier, SendError, Templates, http};
+use crate::config::{DingTalkConfig, Secret};
 
 /// DingTalk rejects bodies over 20,000 bytes; stay clear of it.
 pub const MAX_BODY_BYTES: usize = 19_000;
@@ -27,41 +27,27 @@ pub struct DingTalk {
     at_mobiles: Vec<String>,
     at_user_ids: Vec<String>,
     at_all: bool,
-    template: Option<String>,
-    title_template: Option<String>,
+    templates: Templates,
     http: reqwest::Client,
 }
 
 impl DingTalk {
-    pub fn new(config: &ChannelConfig, http: reqwest::Client) -> Self {
-        let ChannelKind::DingTalk {
-            url,
-            secret,
-            at_mobiles,
-            at_user_ids,
-            at_all,
-        } = &config.kind
-        else {
-            unreachable!("DingTalk::new is only called for dingtalk channels");
-        };
+    pub fn new(config: &DingTalkConfig, templates: Templates, http: reqwest::Client) -> Self {
         Self {
-            url: url.clone(),
-            secret: secret.clone(),
-            at_mobiles: at_mobiles.clone(),
-            at_user_ids: at_user_ids.clone(),
-            at_all: *at_all,
-            template: config.template.clone(),
-            title_template: config.title_template.clone(),
+            url: config.url.clone(),
+            secret: config.secret.clone(),
+            at_mobiles: config.at_mobiles.clone(),
+            at_user_ids: config.at_user_ids.clone(),
+            at_all: config.at_all,
+            templates,
             http,
         }
     }
 
     fn body(&self, message: &Message) -> Value {
         build_body(
-            &title_or_template(self.title_template.as_deref(), message),
-            &body_or_template(self.template.as_deref(), message, || {
-                builtin_markdown(message)
-            }),
+            &self.templates.title(message),
+            &self.templates.body(message, || builtin_markdown(message)),
             &self.at_mobiles,
             &self.at_user_ids,
             self.at_all,
@@ -135,7 +121,7 @@ pub fn build_body(
         mentions.push_str(&format!(" @{user}"));
     }
     let mentions = mentions.trim().to_string();
-    let title = crate::output::ellipsize(title, MAX_TITLE_CHARS);
+    let title = crate::text::ellipsize(title, MAX_TITLE_CHARS);
     let mut body = json!({
         "msgtype": "markdown",
         "markdown": { "title": title, "text": "" },

@@ -12,15 +12,14 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::render::{self, event_view, html_escape, mark};
-use super::{Delivered, Message, Notifier, SendError, body_or_template, title_or_template};
-use crate::config::{ChannelConfig, ChannelKind, TlsMode};
+use super::{Delivered, Message, Notifier, SendError, Templates};
+use crate::config::{EmailConfig, TlsMode};
 
 pub struct Email {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     to: Vec<Mailbox>,
-    template: Option<String>,
-    title_template: Option<String>,
+    templates: Templates,
 }
 
 /// RFC 3834: marks the message as sent by a machine, so vacation responders stay quiet.
@@ -42,24 +41,17 @@ impl Header for AutoSubmitted {
 }
 
 impl Email {
-    pub fn new(config: &ChannelConfig) -> Result<Self, String> {
-        let ChannelKind::Email {
-            host,
-            port,
-            tls,
-            username,
-            password,
-            from,
-            to,
-            ca_file,
-        } = &config.kind
-        else {
-            unreachable!("Email::new is only called for email channels");
-        };
-        let owner = format!("channel `{}`", config.name);
+    /// `name` and `timeout` are the channel's, for messages and the SMTP session.
+    pub fn new(
+        config: &EmailConfig,
+        name: &str,
+        timeout: std::time::Duration,
+        templates: Templates,
+    ) -> Result<Self, String> {
+        let owner = format!("channel `{name}`");
         let tls_parameters = || -> Result<TlsParameters, String> {
-            let mut builder = TlsParameters::builder(host.clone());
-            if let Some(path) = ca_file {
+            let mut builder = TlsParameters::builder(config.host.clone());
+            if let Some(path) = &config.ca_file {
                 let pem = std::fs::read(path)
                     .map_err(|e| format!("{owner}: reading ca_file {}: {e}", path.display()))?;
                 let certificate = Certificate::from_pem(&pem)
@@ -71,42 +63,35 @@ impl Email {
                 .map_err(|e| format!("{owner}: TLS setup: {e}"))
         };
         let mut builder =
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str()).port(*port);
-        builder = match tls {
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.as_str())
+                .port(config.port);
+        builder = match config.tls {
             TlsMode::Implicit => builder.tls(Tls::Wrapper(tls_parameters()?)),
             TlsMode::StartTls => builder.tls(Tls::Required(tls_parameters()?)),
             TlsMode::None => builder.tls(Tls::None),
         };
-        if let (Some(user), Some(pass)) = (username, password) {
+        if let (Some(user), Some(pass)) = (&config.username, &config.password) {
             builder =
                 builder.credentials(Credentials::new(user.clone(), pass.expose().to_string()));
         }
-        let transport = builder.timeout(Some(config.timeout)).build();
-        let parse = |address: &str| {
-            address
-                .parse::<Mailbox>()
-                .map_err(|e| format!("{owner}: `{address}`: {e}"))
-        };
         Ok(Self {
-            transport,
-            from: parse(from)?,
-            to: to.iter().map(|t| parse(t)).collect::<Result<_, _>>()?,
-            template: config.template.clone(),
-            title_template: config.title_template.clone(),
+            transport: builder.timeout(Some(timeout)).build(),
+            from: config.from.clone(),
+            to: config.to.clone(),
+            templates,
         })
     }
 
     fn parts(&self, message: &Message) -> (String, String, String) {
-        let subject = title_or_template(self.title_template.as_deref(), message);
-        let text = body_or_template(self.template.as_deref(), message, || {
-            render::plain_text(message)
-        });
-        let html = match &self.template {
-            Some(_) => format!(
+        let subject = self.templates.title(message);
+        let text = self.templates.body(message, || render::plain_text(message));
+        let html = if self.templates.has_body() {
+            format!(
                 "<pre style=\"font-family:monospace\">{}</pre>",
                 html_escape(&text)
-            ),
-            None => build_html(message),
+            )
+        } else {
+            build_html(message)
         };
         (subject, text, html)
     }

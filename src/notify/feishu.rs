@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::render::{self, truncate_bytes};
-use super::{Delivered, Message, Notifier, SendError, body_or_template, http, title_or_template};
-use crate::config::{ChannelConfig, ChannelKind, FeishuFormat, Secret};
+use super::{Delivered, Message, Notifier, SendError, Templates, http};
+use crate::config::{FeishuConfig, FeishuFormat, Secret};
 use crate::rules::EventStatus;
 
 /// Feishu rejects request bodies over 20 KB.
@@ -23,36 +23,26 @@ pub struct Feishu {
     url: Secret,
     secret: Option<Secret>,
     format: FeishuFormat,
-    template: Option<String>,
-    title_template: Option<String>,
+    templates: Templates,
     http: reqwest::Client,
 }
 
 impl Feishu {
-    pub fn new(config: &ChannelConfig, http: reqwest::Client) -> Self {
-        let ChannelKind::Feishu {
-            url,
-            secret,
-            format,
-        } = &config.kind
-        else {
-            unreachable!("Feishu::new is only called for feishu channels");
-        };
+    pub fn new(config: &FeishuConfig, templates: Templates, http: reqwest::Client) -> Self {
         Self {
-            url: url.clone(),
-            secret: secret.clone(),
-            format: *format,
-            template: config.template.clone(),
-            title_template: config.title_template.clone(),
+            url: config.url.clone(),
+            secret: config.secret.clone(),
+            format: config.format,
+            templates,
             http,
         }
     }
 
     fn body(&self, message: &Message) -> Value {
-        let title = title_or_template(self.title_template.as_deref(), message);
-        let text = body_or_template(self.template.as_deref(), message, || {
-            render::markdown(message, "**", "\n")
-        });
+        let title = self.templates.title(message);
+        let text = self
+            .templates
+            .body(message, || render::markdown(message, "**", "\n"));
         build_body(
             self.format,
             &title,

@@ -5,6 +5,7 @@
 //! send time and sign every request fresh.
 
 pub mod console;
+pub mod decide;
 pub mod dingtalk;
 pub mod email;
 pub mod feishu;
@@ -19,7 +20,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::config::{ChannelConfig, ChannelKind, Severity};
-use crate::rules::{Event, EventStatus, Notification};
+use crate::rules::{Event, EventKind, EventStatus, Notification};
 
 /// What one message says: the notifications of one or more jobs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,17 +101,25 @@ pub enum Channel {
 impl Channel {
     /// Builds the channel for a config entry (no I/O: clients connect on first send).
     pub fn new(config: &ChannelConfig) -> Result<Self, String> {
-        let http = http::client(config.timeout)?;
+        let templates = Templates::of(config);
+        let client = || http::client(config.timeout);
         Ok(match &config.kind {
-            ChannelKind::DingTalk { .. } => {
-                Channel::DingTalk(dingtalk::DingTalk::new(config, http))
+            ChannelKind::DingTalk(c) => {
+                Channel::DingTalk(dingtalk::DingTalk::new(c, templates, client()?))
             }
-            ChannelKind::Slack { .. } => Channel::Slack(slack::Slack::new(config, http)),
-            ChannelKind::Email { .. } => Channel::Email(email::Email::new(config)?),
-            ChannelKind::Feishu { .. } => Channel::Feishu(feishu::Feishu::new(config, http)),
-            ChannelKind::WeCom { .. } => Channel::WeCom(wecom::WeCom::new(config, http)),
-            ChannelKind::Webhook { .. } => Channel::Webhook(webhook::Webhook::new(config, http)),
-            ChannelKind::Console { .. } => Channel::Console(console::Console::new(config)),
+            ChannelKind::Slack(c) => Channel::Slack(slack::Slack::new(c, templates, client()?)),
+            ChannelKind::Email(c) => Channel::Email(email::Email::new(
+                c,
+                &config.name,
+                config.timeout,
+                templates,
+            )?),
+            ChannelKind::Feishu(c) => Channel::Feishu(feishu::Feishu::new(c, templates, client()?)),
+            ChannelKind::WeCom(c) => Channel::WeCom(wecom::WeCom::new(c, templates, client()?)),
+            ChannelKind::Webhook(c) => {
+                Channel::Webhook(webhook::Webhook::new(c, templates, client()?))
+            }
+            ChannelKind::Console(c) => Channel::Console(console::Console::new(c, templates)),
         })
     }
 
@@ -139,25 +148,46 @@ impl Channel {
     }
 }
 
-/// The body text of a message: the channel's template if it has one, else `builtin`.
-pub fn body_or_template(
-    config_template: Option<&str>,
-    message: &Message,
-    builtin: impl FnOnce() -> String,
-) -> String {
-    match config_template {
-        Some(template) => render::render_template(template, message),
-        None => builtin(),
-    }
+/// A channel's `template` and `title_template`, which replace the built-in
+/// body and title when set.
+#[derive(Debug, Clone, Default)]
+pub struct Templates {
+    body: Option<String>,
+    title: Option<String>,
 }
 
-/// The title: the channel's `title_template` if it has one, else the built-in title.
-pub fn title_or_template(config_template: Option<&str>, message: &Message) -> String {
-    match config_template {
-        Some(template) => render::render_template(template, message)
-            .trim()
-            .to_string(),
-        None => render::title(message),
+impl Templates {
+    pub fn of(config: &ChannelConfig) -> Self {
+        Self {
+            body: config.template.clone(),
+            title: config.title_template.clone(),
+        }
+    }
+
+    pub fn has_body(&self) -> bool {
+        self.body.is_some()
+    }
+
+    /// The body template rendered, if the channel has one.
+    pub fn custom_body(&self, message: &Message) -> Option<String> {
+        self.body
+            .as_deref()
+            .map(|template| render::render_template(template, message))
+    }
+
+    /// The body: the channel's template if it has one, else `builtin`.
+    pub fn body(&self, message: &Message, builtin: impl FnOnce() -> String) -> String {
+        self.custom_body(message).unwrap_or_else(builtin)
+    }
+
+    /// The title: the channel's `title_template` if it has one, else the built-in title.
+    pub fn title(&self, message: &Message) -> String {
+        match &self.title {
+            Some(template) => render::render_template(template, message)
+                .trim()
+                .to_string(),
+            None => render::title(message),
+        }
     }
 }
 
@@ -174,7 +204,7 @@ pub fn sample_message(now: chrono::DateTime<chrono::Utc>) -> Message {
         status: EventStatus::Firing,
         reason: Reason::FirstNotification,
         rule: "step failed".into(),
-        kind: "failed".into(),
+        kind: EventKind::Failed,
         severity: Severity::Critical,
         job: job.clone(),
         step: Some(StepInfo {

@@ -2,36 +2,24 @@
 //! oldest pending row decides when the channel may send (its retry time, its
 //! group window), every pending row of the same channel created within the
 //! window goes out with it as one message, and the result is written back at
-//! once: delivered, retry later (backoff with full jitter, `Retry-After`
-//! honoured), or dead (a permanent error, or older than the max age) with the
-//! reason kept. `try_deliver_one` is the step; the loop only sleeps.
+//! once as `decide` rules: delivered, retry later, or dead with the reason
+//! kept. `try_deliver_one` is the step; the loop only sleeps.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{Channel, Message, SendError};
-use crate::config::{ChannelConfig, ChannelKind, Config, DeliveryConfig};
+use super::decide::{Attempted, Decision, Policy, decide};
+use super::{Channel, Message};
+use crate::config::{ChannelConfig, Config, DeliveryConfig};
+use crate::metrics::{Counter, Metrics};
 use crate::ratelimit::RateLimiter;
 use crate::rules::Notification;
 use crate::store::{Store, StoreError, from_millis, millis, outbox};
-
-/// How many notifications one message carries at most, so that even a storm
-/// of alerts is listed in full within each platform's size limit.
-fn max_batch(kind: &ChannelKind) -> i64 {
-    match kind {
-        ChannelKind::DingTalk { .. } => 60,
-        ChannelKind::WeCom { .. } => 20,
-        ChannelKind::Feishu { .. } => 80,
-        ChannelKind::Slack { .. } => 100,
-        ChannelKind::Email { .. } | ChannelKind::Webhook { .. } | ChannelKind::Console { .. } => {
-            500
-        }
-    }
-}
 
 /// What one step did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,16 +46,27 @@ struct ChannelRuntime {
     busy: tokio::sync::Mutex<()>,
     /// Set when the rate limit held a message back: rows pile up behind it,
     /// and the next message takes them all (catching up instead of queueing).
-    held_back: std::sync::atomic::AtomicBool,
+    held_back: AtomicBool,
 }
 
-/// A delivery result, for metrics and logs.
-#[derive(Debug, Clone)]
-pub struct DeliveryReport {
-    pub channel: String,
-    pub outcome: &'static str,
-    pub rows: usize,
-    pub error: Option<String>,
+/// What a delivery attempt did to its rows, as `dtswatch_notifications_total` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counted {
+    Delivered,
+    Retry,
+    Dead,
+}
+
+impl Counted {
+    const ALL: [Counted; 3] = [Counted::Delivered, Counted::Retry, Counted::Dead];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Counted::Delivered => "delivered",
+            Counted::Retry => "retry",
+            Counted::Dead => "dead",
+        }
+    }
 }
 
 /// Delivers outbox rows through the configured channels.
@@ -76,7 +75,7 @@ pub struct Deliverer {
     channels: HashMap<String, ChannelRuntime>,
     delivery: DeliveryConfig,
     wake: Arc<Notify>,
-    reports: Option<tokio::sync::mpsc::UnboundedSender<DeliveryReport>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// Added to a channel's rate-limit period: the platform counts arrivals, we
@@ -97,7 +96,7 @@ impl Deliverer {
                         .map(|r| RateLimiter::new(r.count, r.per + LIMIT_MARGIN.max(r.per / 50))),
                     config: channel_config.clone(),
                     busy: tokio::sync::Mutex::new(()),
-                    held_back: Default::default(),
+                    held_back: AtomicBool::new(false),
                 },
             );
         }
@@ -106,16 +105,18 @@ impl Deliverer {
             channels,
             delivery: config.delivery.clone(),
             wake: Arc::new(Notify::new()),
-            reports: None,
+            metrics: None,
         })
     }
 
-    /// Sends a report of every delivery attempt to `sender` (the daemon's metrics).
-    pub fn with_reports(
-        mut self,
-        sender: tokio::sync::mpsc::UnboundedSender<DeliveryReport>,
-    ) -> Self {
-        self.reports = Some(sender);
+    /// Counts every delivery attempt in `metrics` (each channel's series start at 0).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        for name in self.channels.keys() {
+            for counted in Counted::ALL {
+                metrics.register(Counter::Notifications, &[name, counted.as_str()]);
+            }
+        }
+        self.metrics = Some(metrics);
         self
     }
 
@@ -130,14 +131,13 @@ impl Deliverer {
         names
     }
 
-    fn report(&self, channel: &str, outcome: &'static str, rows: usize, error: Option<String>) {
-        if let Some(sender) = &self.reports {
-            let _ = sender.send(DeliveryReport {
-                channel: channel.to_string(),
-                outcome,
-                rows,
-                error,
-            });
+    fn count(&self, channel: &str, counted: Counted, rows: usize) {
+        if let Some(metrics) = &self.metrics {
+            metrics.add(
+                Counter::Notifications,
+                &[channel, counted.as_str()],
+                rows as f64,
+            );
         }
     }
 
@@ -145,6 +145,15 @@ impl Deliverer {
     pub async fn bury_orphans(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut conn = self.store.pool().acquire().await?;
         outbox::bury_unknown_channels(&mut conn, &self.channel_names(), now).await
+    }
+
+    /// The retry settings of a channel: its own max age, else the delivery section's.
+    fn policy(&self, config: &ChannelConfig) -> Policy {
+        Policy {
+            backoff: self.delivery.backoff,
+            max_backoff: self.delivery.max_backoff,
+            max_age: config.max_age.unwrap_or(self.delivery.max_age),
+        }
     }
 
     /// One step for one channel: send its next due batch, if any.
@@ -165,7 +174,7 @@ impl Deliverer {
         let due = if first.attempts == 0 {
             first
                 .next_attempt_at
-                .max(first.created_at + window.num_milliseconds())
+                .max(first.created_at.saturating_add(window.num_milliseconds()))
         } else {
             first.next_attempt_at
         };
@@ -174,11 +183,11 @@ impl Deliverer {
         }
         // Rows that piled up behind a failing or rate-limited one go out
         // together once it can be sent.
-        let caught_up = runtime.held_back.load(std::sync::atomic::Ordering::Relaxed);
+        let caught_up = runtime.held_back.load(Ordering::Relaxed);
         let created_until = if first.attempts > 0 || caught_up {
             i64::MAX
         } else {
-            first.created_at + window.num_milliseconds()
+            first.created_at.saturating_add(window.num_milliseconds())
         };
         let rows = outbox::batch(
             &mut conn,
@@ -186,7 +195,7 @@ impl Deliverer {
             first.id,
             created_until,
             now,
-            max_batch(&runtime.config.kind),
+            runtime.config.kind.max_batch(),
         )
         .await?;
         drop(conn);
@@ -199,39 +208,30 @@ impl Deliverer {
                 Err(e) => unreadable.push((row.id, e.to_string())),
             }
         }
-        if !unreadable.is_empty() {
+        if let Some((_, first_error)) = unreadable.first() {
             let dead: Vec<i64> = unreadable.iter().map(|(id, _)| *id).collect();
             let mut tx = self.store.begin().await?;
             outbox::mark_dead(
                 &mut tx,
                 &dead,
                 now,
-                &format!("unreadable payload: {}", unreadable[0].1),
+                &format!("unreadable payload: {first_error}"),
             )
             .await?;
             tx.commit().await?;
-            self.report(
-                channel,
-                "dead",
-                dead.len(),
-                Some("unreadable payload".into()),
-            );
+            self.count(channel, Counted::Dead, dead.len());
             return Ok(Outcome::Dead(dead.len()));
         }
         if let Some(limiter) = &runtime.limiter
             && let Err(next) = limiter.try_acquire(tokio::time::Instant::now())
         {
-            runtime
-                .held_back
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+            runtime.held_back.store(true, Ordering::Relaxed);
             let wait = next.saturating_duration_since(tokio::time::Instant::now());
             return Ok(Outcome::RateLimited(
                 now + chrono::Duration::from_std(wait).unwrap_or_default(),
             ));
         }
-        runtime
-            .held_back
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+        runtime.held_back.store(false, Ordering::Relaxed);
         let message = Message { notifications };
         let span = tracing::info_span!("deliver", channel, rows = ids.len(), first = first.id);
         let result = {
@@ -239,47 +239,39 @@ impl Deliverer {
             runtime.channel.send(&message).await
         };
         let now = Utc::now();
-        let max_age =
-            chrono::Duration::from_std(runtime.config.max_age.unwrap_or(self.delivery.max_age))
-                .unwrap_or(chrono::Duration::MAX);
+        let attempted = Attempted {
+            created_at: from_millis(first.created_at),
+            attempts: u32::try_from(first.attempts).unwrap_or(u32::MAX),
+        };
+        let decision = decide(
+            result.as_ref().map(|_| ()),
+            attempted,
+            &self.policy(&runtime.config),
+            now,
+            crate::backoff::random_unit(),
+        );
         let mut tx = self.store.begin().await?;
-        let outcome = match result {
-            Ok(delivered) => {
+        let rows = ids.len();
+        let outcome = match decision {
+            Decision::Delivered => {
                 outbox::mark_delivered(&mut tx, &ids, now).await?;
-                tracing::info!(channel, rows = ids.len(), answer = %delivered.answer, "delivered");
-                self.report(channel, "delivered", ids.len(), None);
-                Outcome::Delivered(ids.len())
+                let answer = result.map(|d| d.answer).unwrap_or_default();
+                tracing::info!(channel, rows, answer = %answer, "delivered");
+                self.count(channel, Counted::Delivered, rows);
+                Outcome::Delivered(rows)
             }
-            Err(SendError::Permanent(reason)) => {
+            Decision::Dead { reason } => {
                 outbox::mark_dead(&mut tx, &ids, now, &reason).await?;
-                tracing::error!(channel, rows = ids.len(), error = %reason, "delivery failed permanently; fix the channel and run `dtswatch outbox retry ID`");
-                self.report(channel, "dead", ids.len(), Some(reason));
-                Outcome::Dead(ids.len())
+                tracing::error!(channel, rows, error = %reason, "delivery failed for good; fix the channel and run `dtswatch outbox retry ID`");
+                self.count(channel, Counted::Dead, rows);
+                Outcome::Dead(rows)
             }
-            Err(SendError::Retryable {
-                reason,
-                retry_after,
-            }) => {
-                if now.timestamp_millis() - first.created_at >= max_age.num_milliseconds() {
-                    let reason =
-                        format!("gave up after {} attempt(s): {reason}", first.attempts + 1);
-                    outbox::mark_dead(&mut tx, &ids, now, &reason).await?;
-                    tracing::error!(channel, rows = ids.len(), error = %reason, "delivery gave up");
-                    self.report(channel, "dead", ids.len(), Some(reason));
-                    Outcome::Dead(ids.len())
-                } else {
-                    let backoff = crate::backoff::jittered(
-                        first.attempts as u32,
-                        self.delivery.backoff,
-                        self.delivery.max_backoff,
-                    );
-                    let wait = retry_after.map(|r| r.max(backoff)).unwrap_or(backoff);
-                    let next = now + chrono::Duration::from_std(wait).unwrap_or_default();
-                    outbox::mark_retry(&mut tx, &ids, next, &reason).await?;
-                    tracing::warn!(channel, rows = ids.len(), error = %reason, retry_in_ms = wait.as_millis() as u64, "delivery failed; will retry");
-                    self.report(channel, "retry", ids.len(), Some(reason));
-                    Outcome::WillRetry(next)
-                }
+            Decision::Retry { at, reason } => {
+                outbox::mark_retry(&mut tx, &ids, at, &reason).await?;
+                let retry_in_ms = (at - now).num_milliseconds();
+                tracing::warn!(channel, rows, error = %reason, retry_in_ms, "delivery failed; will retry");
+                self.count(channel, Counted::Retry, rows);
+                Outcome::WillRetry(at)
             }
         };
         tx.commit().await?;
@@ -301,10 +293,7 @@ impl Deliverer {
                     }
                 }
             }
-            let pending: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")
-                    .fetch_one(self.store.pool())
-                    .await?;
+            let pending = self.pending(None).await?;
             if pending == 0 || tokio::time::Instant::now() >= deadline {
                 return Ok(pending);
             }
@@ -318,6 +307,12 @@ impl Deliverer {
                 tokio::time::sleep(wait).await;
             }
         }
+    }
+
+    /// Rows waiting to be sent (only those due by `due_by`, if given).
+    pub async fn pending(&self, due_by: Option<DateTime<Utc>>) -> Result<i64, StoreError> {
+        let mut conn = self.store.pool().acquire().await?;
+        outbox::pending_count(&mut conn, due_by).await
     }
 
     /// Runs one worker per channel until cancelled.

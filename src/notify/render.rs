@@ -4,21 +4,15 @@
 //! per-channel minijinja templates and truncation with a visible marker.
 //! Pure functions only.
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::Message;
 use crate::config::Severity;
-use crate::output::latency_text;
 use crate::rules::{Event, EventStatus, JobInfo};
+use crate::text::{latency_text, utc_time};
 
 /// More events than this are listed one line each instead of in full.
 pub const DETAILED_EVENTS: usize = 5;
-
-/// `2026-11-30 10:00:30 UTC`.
-pub fn time_text(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
 
 pub fn status_word(status: EventStatus) -> &'static str {
     match status {
@@ -132,8 +126,8 @@ pub fn event_view(event: &Event) -> EventView {
             fields.push(("ErrorDetails", details.join(", ")));
         }
     }
-    fields.push(("First seen", time_text(event.first_seen)));
-    fields.push(("At", time_text(event.at)));
+    fields.push(("First seen", utc_time(event.first_seen)));
+    fields.push(("At", utc_time(event.at)));
     if let Some(runbook) = &event.runbook {
         fields.push(("Runbook", runbook.clone()));
     }

@@ -6,8 +6,8 @@
 use serde_json::{Value, json};
 
 use super::render::{self, event_view, mark, truncate_chars};
-use super::{Delivered, Message, Notifier, SendError, http, title_or_template};
-use crate::config::{ChannelConfig, ChannelKind, Secret};
+use super::{Delivered, Message, Notifier, SendError, Templates, http};
+use crate::config::{Secret, SlackConfig};
 
 /// Slack's limit for a section's text.
 pub const MAX_SECTION_CHARS: usize = 3_000;
@@ -18,29 +18,23 @@ const MAX_TEXT_CHARS: usize = 3_000;
 
 pub struct Slack {
     url: Secret,
-    template: Option<String>,
-    title_template: Option<String>,
+    templates: Templates,
     http: reqwest::Client,
 }
 
 impl Slack {
-    pub fn new(config: &ChannelConfig, http: reqwest::Client) -> Self {
-        let ChannelKind::Slack { url } = &config.kind else {
-            unreachable!("Slack::new is only called for slack channels");
-        };
+    pub fn new(config: &SlackConfig, templates: Templates, http: reqwest::Client) -> Self {
         Self {
-            url: url.clone(),
-            template: config.template.clone(),
-            title_template: config.title_template.clone(),
+            url: config.url.clone(),
+            templates,
             http,
         }
     }
 
     fn body(&self, message: &Message) -> Value {
-        let title = title_or_template(self.title_template.as_deref(), message);
-        match &self.template {
-            Some(template) => {
-                let text = render::render_template(template, message);
+        let title = self.templates.title(message);
+        match self.templates.custom_body(message) {
+            Some(text) => {
                 json!({
                     "text": truncate_chars(&title, MAX_TEXT_CHARS),
                     "blocks": [section(&escape(&text))],

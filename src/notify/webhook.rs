@@ -7,8 +7,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::{Delivered, Message, Notifier, SendError, http, render};
-use crate::config::{ChannelConfig, ChannelKind, Secret};
+use super::{Delivered, Message, Notifier, SendError, Templates, http};
+use crate::config::{Secret, WebhookConfig};
 use crate::rules::Event;
 
 pub const SCHEMA_VERSION: &str = "dtswatch.webhook.v1";
@@ -18,41 +18,29 @@ pub struct Webhook {
     url: Secret,
     secret: Option<Secret>,
     headers: Vec<(String, Secret)>,
-    template: Option<String>,
-    title_template: Option<String>,
+    templates: Templates,
     http: reqwest::Client,
 }
 
 impl Webhook {
-    pub fn new(config: &ChannelConfig, http: reqwest::Client) -> Self {
-        let ChannelKind::Webhook {
-            url,
-            secret,
-            headers,
-        } = &config.kind
-        else {
-            unreachable!("Webhook::new is only called for webhook channels");
-        };
+    pub fn new(config: &WebhookConfig, templates: Templates, http: reqwest::Client) -> Self {
         Self {
-            url: url.clone(),
-            secret: secret.clone(),
-            headers: headers
+            url: config.url.clone(),
+            secret: config.secret.clone(),
+            headers: config
+                .headers
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            template: config.template.clone(),
-            title_template: config.title_template.clone(),
+            templates,
             http,
         }
     }
 
     fn body(&self, message: &Message) -> Value {
-        let mut body = build_body(
-            message,
-            &super::title_or_template(self.title_template.as_deref(), message),
-        );
-        if let Some(template) = &self.template {
-            body["text"] = Value::String(render::render_template(template, message));
+        let mut body = build_body(message, &self.templates.title(message));
+        if let Some(text) = self.templates.custom_body(message) {
+            body["text"] = Value::String(text);
         }
         body
     }

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::render::{self, truncate_bytes};
-use super::{Delivered, Message, Notifier, SendError, body_or_template, http, title_or_template};
-use crate::config::{ChannelConfig, ChannelKind, Secret};
+use super::{Delivered, Message, Notifier, SendError, Templates, http};
+use crate::config::{Secret, WeComConfig};
 use crate::rules::EventStatus;
 
 /// WeCom's limit for markdown content.
@@ -23,36 +23,26 @@ pub struct WeCom {
     url: Secret,
     mentioned_mobiles: Vec<String>,
     mentioned_users: Vec<String>,
-    template: Option<String>,
-    title_template: Option<String>,
+    templates: Templates,
     http: reqwest::Client,
 }
 
 impl WeCom {
-    pub fn new(config: &ChannelConfig, http: reqwest::Client) -> Self {
-        let ChannelKind::WeCom {
-            url,
-            mentioned_mobiles,
-            mentioned_users,
-        } = &config.kind
-        else {
-            unreachable!("WeCom::new is only called for wecom channels");
-        };
+    pub fn new(config: &WeComConfig, templates: Templates, http: reqwest::Client) -> Self {
         Self {
-            url: url.clone(),
-            mentioned_mobiles: mentioned_mobiles.clone(),
-            mentioned_users: mentioned_users.clone(),
-            template: config.template.clone(),
-            title_template: config.title_template.clone(),
+            url: config.url.clone(),
+            mentioned_mobiles: config.mentioned_mobiles.clone(),
+            mentioned_users: config.mentioned_users.clone(),
+            templates,
             http,
         }
     }
 
     fn bodies(&self, message: &Message) -> Vec<Value> {
-        let title = title_or_template(self.title_template.as_deref(), message);
-        let content = body_or_template(self.template.as_deref(), message, || {
-            builtin_markdown(message, &title)
-        });
+        let title = self.templates.title(message);
+        let content = self
+            .templates
+            .body(message, || builtin_markdown(message, &title));
         let mut bodies = vec![build_markdown(&content)];
         if let Some(mention) = build_mention(&title, &self.mentioned_users, &self.mentioned_mobiles)
         {

@@ -3,8 +3,8 @@
 //! Between the two it keeps its current status (hysteresis).
 
 use crate::dts::{State, Step};
-use crate::output::latency_text;
 use crate::rules::lifecycle::Condition;
+use crate::text::latency_text;
 
 pub fn check(threshold_ms: i64, resolve_below_ms: i64, step: &Step) -> Condition {
     match step.latency_ms {

@@ -242,13 +242,6 @@ impl Simulator {
         self.shutdown.cancel();
     }
 
-    pub fn add_account(&self, access_key_id: &str, secret: &str) {
-        lock(&self.state)
-            .accounts
-            .insert(access_key_id.into(), secret.into());
-    }
-
-    /// Accepts `access_key_id` with `token` until `expires`.
     pub fn issue_sts(
         &self,
         access_key_id: &str,

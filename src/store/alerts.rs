@@ -157,3 +157,20 @@ pub async fn events_for_job(
     .fetch_all(&mut *conn)
     .await?)
 }
+
+/// How many alerts of a rule are pending or firing, for metrics.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AlertCount {
+    pub rule: String,
+    pub severity: String,
+    pub status: String,
+    pub count: i64,
+}
+
+pub async fn counts(conn: &mut SqliteConnection) -> Result<Vec<AlertCount>, StoreError> {
+    Ok(sqlx::query_as::<_, AlertCount>(
+        "SELECT rule, severity, status, COUNT(*) AS count FROM alerts WHERE status != 'inactive' GROUP BY rule, severity, status ORDER BY rule, severity, status",
+    )
+    .fetch_all(&mut *conn)
+    .await?)
+}

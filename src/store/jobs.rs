@@ -7,6 +7,33 @@ use sqlx::SqliteConnection;
 use super::{StoreError, millis};
 use crate::config::JobConfig;
 
+/// Where a watched job comes from; the `source` column holds [`JobSource::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobSource {
+    /// A `[[jobs]]` entry.
+    Config,
+    /// Found by a `[[discover]]` entry.
+    Discovery,
+    /// The pseudo-job the watchdog's alerts about dtswatch itself belong to.
+    Watchdog,
+}
+
+impl JobSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobSource::Config => "config",
+            JobSource::Discovery => "discover",
+            JobSource::Watchdog => "watchdog",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [JobSource::Config, JobSource::Discovery, JobSource::Watchdog]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct JobRow {
     pub id: i64,
@@ -23,13 +50,30 @@ impl JobRow {
     pub fn display_name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.dts_job_id)
     }
+
+    pub fn source(&self) -> Option<JobSource> {
+        JobSource::parse(&self.source)
+    }
+
+    /// The job as the config would describe it (schedule and options are not stored).
+    pub fn to_config(&self) -> JobConfig {
+        JobConfig {
+            id: self.dts_job_id.clone(),
+            region: self.region.clone(),
+            account: self.account.clone(),
+            name: self.name.clone(),
+            schedule: None,
+            zero_etl: None,
+            resource_group_id: None,
+        }
+    }
 }
 
 /// Inserts the job or refreshes its details (and un-retires it); returns its row id.
 pub async fn ensure(
     conn: &mut SqliteConnection,
     job: &JobConfig,
-    source: &str,
+    source: JobSource,
     now: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
     let id: i64 = sqlx::query_scalar(
@@ -44,7 +88,7 @@ pub async fn ensure(
     .bind(&job.region)
     .bind(&job.account)
     .bind(&job.name)
-    .bind(source)
+    .bind(source.as_str())
     .bind(millis(now))
     .fetch_one(&mut *conn)
     .await?;

@@ -144,6 +144,16 @@ impl Store {
         Ok(())
     }
 
+    /// Writes a compacted, consistent copy of the database to `path` (which
+    /// must not exist), while writers go on: for measuring growth and for backups.
+    pub async fn copy_to(&self, path: &Path) -> Result<(), StoreError> {
+        sqlx::query("VACUUM INTO ?1")
+            .bind(path.display().to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -1,10 +1,29 @@
 //! The `outbox` table: notifications waiting to be delivered, written in the
-//! poll's transaction and worked off by the delivery worker.
+//! poll's transaction and worked off by the delivery worker; and the
+//! summaries of it that health checks, metrics and the watchdog read.
 
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
 use super::{StoreError, millis};
+
+/// Where a row stands; the `status` column holds [`OutboxStatus::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxStatus {
+    Pending,
+    Delivered,
+    Dead,
+}
+
+impl OutboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Delivered => "delivered",
+            OutboxStatus::Dead => "dead",
+        }
+    }
+}
 
 /// Queues a notification; a second row with the same `dedup_key` is ignored.
 /// Returns the new row's id, or `None` for a duplicate.
@@ -164,16 +183,17 @@ pub async fn bury_unknown_channels(
     .rows_affected())
 }
 
-/// Pending rows (or dead ones), oldest first.
-pub async fn list(conn: &mut SqliteConnection, dead: bool) -> Result<Vec<OutboxRow>, StoreError> {
-    let sql = if dead {
-        select_outbox!("WHERE status = 'dead' ORDER BY id")
-    } else {
-        select_outbox!("WHERE status = 'pending' ORDER BY id")
-    };
-    Ok(sqlx::query_as::<_, OutboxRow>(sql)
-        .fetch_all(&mut *conn)
-        .await?)
+/// Rows with `status`, oldest first.
+pub async fn list(
+    conn: &mut SqliteConnection,
+    status: OutboxStatus,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    Ok(
+        sqlx::query_as::<_, OutboxRow>(select_outbox!("WHERE status = ?1 ORDER BY id"))
+            .bind(status.as_str())
+            .fetch_all(&mut *conn)
+            .await?,
+    )
 }
 
 /// Puts a dead (or stuck) row back in the queue, due now, with a fresh max age.
@@ -213,5 +233,35 @@ pub async fn counts(conn: &mut SqliteConnection) -> Result<Vec<ChannelCounts>, S
            FROM outbox o WHERE status != 'delivered' GROUP BY channel ORDER BY channel"#,
     )
     .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Pending rows, all of them or only those due by `due_by`.
+pub async fn pending_count(
+    conn: &mut SqliteConnection,
+    due_by: Option<DateTime<Utc>>,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1",
+    )
+    .bind(due_by.map(millis).unwrap_or(i64::MAX))
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// The oldest pending row that has already failed at least once: how long
+/// delivery has been stuck, on which channel, and why.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StuckRow {
+    pub created_at: i64,
+    pub channel: String,
+    pub last_error: Option<String>,
+}
+
+pub async fn oldest_retried(conn: &mut SqliteConnection) -> Result<Option<StuckRow>, StoreError> {
+    Ok(sqlx::query_as::<_, StuckRow>(
+        "SELECT created_at, channel, last_error FROM outbox WHERE status = 'pending' AND attempts > 0 ORDER BY id LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
     .await?)
 }

@@ -182,3 +182,10 @@ pub async fn volatile_at(
     .fetch_optional(&mut *conn)
     .await?)
 }
+
+/// Every stored poll, of every job.
+pub async fn count(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM polls")
+        .fetch_one(&mut *conn)
+        .await?)
+}

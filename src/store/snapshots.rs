@@ -249,6 +249,45 @@ pub async fn load_structure(
     Ok(structure)
 }
 
+/// The snapshot poll `poll_id` of `job` saw: its structure joined with the
+/// volatile numbers in force at that poll.
+pub async fn load_snapshot(
+    conn: &mut SqliteConnection,
+    job: i64,
+    poll_id: i64,
+    snapshot_id: i64,
+) -> Result<(JobSnapshot, Vec<u8>), StoreError> {
+    let structure = load_structure(conn, snapshot_id).await?;
+    let volatile = super::polls::volatile_at(conn, job, poll_id)
+        .await?
+        .unwrap_or_default();
+    let snapshot = join(&structure, &decode_volatile(&volatile)?)?;
+    Ok((snapshot, volatile))
+}
+
+/// Rebuilds snapshots of stored polls, caching structures by snapshot id.
+#[derive(Default)]
+pub struct SnapshotCache {
+    structures: std::collections::HashMap<i64, Vec<StoredStep>>,
+}
+
+impl SnapshotCache {
+    pub async fn load(
+        &mut self,
+        conn: &mut SqliteConnection,
+        snapshot_id: i64,
+        volatile: &[u8],
+    ) -> Result<JobSnapshot, StoreError> {
+        let structure = match self.structures.entry(snapshot_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(load_structure(conn, snapshot_id).await?)
+            }
+        };
+        join(structure, &decode_volatile(volatile)?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

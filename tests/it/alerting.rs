@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use dtswatch::config::{self, Config};
 use dtswatch::poll::{Alerting, Recorder};
 use dtswatch::sim::Simulator;
+use dtswatch::store::jobs::JobSource;
 use dtswatch::store::{Store, jobs};
 
 use crate::helpers::{client, config_with, demo_keys, isolated_env};
@@ -90,7 +91,7 @@ async fn the_lifecycle_scenario_raises_exactly_these_alerts() {
         recorder
             .record(
                 &job,
-                "config",
+                JobSource::Config,
                 at(poll),
                 Duration::from_millis(3),
                 &result,
@@ -171,7 +172,7 @@ async fn the_seed_response_with_the_example_config() {
     recorder
         .record(
             job,
-            "config",
+            JobSource::Config,
             Utc::now(),
             Duration::ZERO,
             &result,
@@ -234,7 +235,14 @@ async fn a_restart_in_the_middle_keeps_pending_and_firing_alerts() {
         for poll in 0..17 {
             let result = dtswatch::poll::fetch(&client, &job).await;
             recorder
-                .record(&job, "config", at(poll), Duration::ZERO, &result, &alerting)
+                .record(
+                    &job,
+                    JobSource::Config,
+                    at(poll),
+                    Duration::ZERO,
+                    &result,
+                    &alerting,
+                )
                 .await
                 .unwrap();
         }
@@ -247,7 +255,14 @@ async fn a_restart_in_the_middle_keeps_pending_and_firing_alerts() {
     for poll in 17..20 {
         let result = dtswatch::poll::fetch(&client, &job).await;
         let report = recorder
-            .record(&job, "config", at(poll), Duration::ZERO, &result, &alerting)
+            .record(
+                &job,
+                JobSource::Config,
+                at(poll),
+                Duration::ZERO,
+                &result,
+                &alerting,
+            )
             .await
             .unwrap();
         if report

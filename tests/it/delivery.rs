@@ -13,6 +13,7 @@ use dtswatch::notify::outbox::{Deliverer, Outcome};
 use dtswatch::poll::{Alerting, Recorder};
 use dtswatch::sim::scenario;
 use dtswatch::store::Store;
+use dtswatch::store::jobs::JobSource;
 
 use crate::helpers::parse_config;
 use crate::peers;
@@ -110,7 +111,7 @@ impl Setup {
         self.recorder
             .record(
                 &job(job_id),
-                "config",
+                JobSource::Config,
                 at,
                 Duration::ZERO,
                 &fetched(snapshot(state, err)),
@@ -627,7 +628,7 @@ async fn a_misconfigured_channel_does_not_block_the_others() {
             .filter(|s| s.0 == "team")
             .all(|s| s.1 == "delivered")
     );
-    let status = dtswatch::report::status(&setup.store).await.unwrap();
+    let status = dtswatch::cli::status::report(&setup.store).await.unwrap();
     assert!(
         status.contains("broken") && status.contains("300005"),
         "{status}"

@@ -227,7 +227,7 @@ fn event() -> impl Strategy<Value = Event> {
                         Reason::Resolved
                     },
                     rule,
-                    kind: "failed".into(),
+                    kind: dtswatch::rules::EventKind::Failed,
                     severity,
                     job: JobInfo {
                         id: "dtsjob".into(),

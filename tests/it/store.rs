@@ -5,13 +5,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dtswatch::aliyun::{ApiError, ApiFailure};
+use dtswatch::cli::history as report;
+use dtswatch::cli::status;
 use dtswatch::config::JobConfig;
 use dtswatch::dts::JobSnapshot;
 use dtswatch::dts::api::{self, Fetched};
 use dtswatch::poll::{RecordOnly, Recorder};
-use dtswatch::report;
 use dtswatch::sim::scenario::{self, SimJob};
 use dtswatch::sim::{Frame, Simulator};
+use dtswatch::store::jobs::JobSource;
 use dtswatch::store::{Store, jobs, retention};
 
 use crate::helpers::{client, config_with, demo_keys, isolated_env};
@@ -93,7 +95,7 @@ async fn polling_the_lifecycle_yields_the_expected_timeline() {
         recorder
             .record(
                 &target,
-                "config",
+                JobSource::Config,
                 start + chrono::Duration::seconds(30 * i),
                 Duration::from_millis(5),
                 &result,
@@ -174,7 +176,7 @@ async fn a_failure_before_commit_leaves_no_partial_rows() {
     recorder
         .record(
             &target,
-            "config",
+            JobSource::Config,
             at(0),
             Duration::ZERO,
             &fetched(first),
@@ -197,7 +199,7 @@ async fn a_failure_before_commit_leaves_no_partial_rows() {
     let error = recorder
         .record(
             &target,
-            "config",
+            JobSource::Config,
             at(30),
             Duration::ZERO,
             &fetched(changed.clone()),
@@ -223,7 +225,7 @@ async fn a_failure_before_commit_leaves_no_partial_rows() {
     let report = recorder
         .record(
             &target,
-            "config",
+            JobSource::Config,
             at(60),
             Duration::ZERO,
             &fetched(changed),
@@ -261,7 +263,7 @@ async fn a_restart_keeps_the_previous_snapshot() {
             recorder
                 .record(
                     &target,
-                    "config",
+                    JobSource::Config,
                     at(i * 30),
                     Duration::ZERO,
                     &fetched(snapshot),
@@ -278,7 +280,7 @@ async fn a_restart_keeps_the_previous_snapshot() {
     let report = recorder
         .record(
             &target,
-            "config",
+            JobSource::Config,
             at(150),
             Duration::ZERO,
             &fetched(snapshot),
@@ -327,7 +329,7 @@ async fn a_failed_poll_records_its_failure_and_no_snapshot() {
     let report = recorder
         .record(
             &target,
-            "config",
+            JobSource::Config,
             at(0),
             Duration::from_millis(900),
             &failure,
@@ -369,7 +371,7 @@ async fn retention_prunes_old_polls_but_keeps_each_jobs_baseline() {
     recorder
         .record(
             &quiet,
-            "config",
+            JobSource::Config,
             at(0),
             Duration::ZERO,
             &fetched(fixed.clone()),
@@ -382,7 +384,7 @@ async fn retention_prunes_old_polls_but_keeps_each_jobs_baseline() {
         recorder
             .record(
                 &busy,
-                "config",
+                JobSource::Config,
                 at(i * 30),
                 Duration::ZERO,
                 &fetched(next_snapshot(&mut sim_job)),
@@ -396,7 +398,7 @@ async fn retention_prunes_old_polls_but_keeps_each_jobs_baseline() {
         recorder
             .record(
                 &busy,
-                "config",
+                JobSource::Config,
                 at(i * 30),
                 Duration::ZERO,
                 &fetched(still.clone()),
@@ -418,10 +420,14 @@ async fn retention_prunes_old_polls_but_keeps_each_jobs_baseline() {
         .await
         .unwrap()
         .unwrap();
-    let rebuilt = dtswatch::poll::stored_snapshot(&mut conn, &last)
-        .await
-        .unwrap()
-        .unwrap();
+    let (rebuilt, _) = dtswatch::store::snapshots::load_snapshot(
+        &mut conn,
+        row.id,
+        last.id,
+        last.snapshot.unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(rebuilt.steps[0].latency_ms, still.steps[0].latency_ms);
     drop(conn);
     // A pass with nothing old does nothing.
@@ -429,7 +435,7 @@ async fn retention_prunes_old_polls_but_keeps_each_jobs_baseline() {
         retention::prune(&store, at(0)).await.unwrap(),
         retention::Pruned::default()
     );
-    let status = report::status(&store).await.unwrap();
+    let status = status::report(&store).await.unwrap();
     assert!(
         status.contains("job dtsquiet") && status.contains("job dtsbench"),
         "{status}"
@@ -447,7 +453,7 @@ async fn garbage_collection_removes_unreferenced_snapshots() {
         recorder
             .record(
                 &target,
-                "config",
+                JobSource::Config,
                 at(i * 30),
                 Duration::ZERO,
                 &fetched(next_snapshot(sim_job)),
@@ -486,7 +492,7 @@ async fn bytes_per_poll(latency_moves: bool) -> f64 {
     recorder
         .record(
             &target,
-            "config",
+            JobSource::Config,
             at(0),
             Duration::ZERO,
             &fetched(first.clone()),
@@ -511,7 +517,7 @@ async fn bytes_per_poll(latency_moves: bool) -> f64 {
         recorder
             .record(
                 &target,
-                "config",
+                JobSource::Config,
                 at(i * 30),
                 Duration::from_millis(40),
                 &result,

@@ -1,41 +1,28 @@
-//! One poll of one job, end to end: fetch its steps, then record what was
-//! seen in one SQLite transaction (the poll row, the snapshot, and what the
-//! rules make of it), diffing against the previous successful poll. The
-//! previous snapshot is kept in memory and reloaded from the database after
-//! a restart, so the first poll after a restart diffs like any other.
+//! Recording a fetched poll: the poll row, the snapshot (stored by content)
+//! and what the alerting step makes of it, in one transaction shared with
+//! the polls that finish alongside (group commit), diffing against the
+//! previous successful poll. That baseline is kept in memory and reloaded
+//! from the database after a restart, so the first poll after a restart
+//! diffs like any other.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::aliyun::{AliyunClient, ApiFailure};
-use crate::config::{JobConfig, RuleConfig};
+use crate::aliyun::ApiFailure;
+use crate::config::JobConfig;
 use crate::diff::{self, Change};
 use crate::dts::JobSnapshot;
-use crate::dts::api::{self, Fetched, ListJobStepRequest};
-use crate::rules::silence::Silence;
-use crate::rules::{self, AlertKey, AlertState, Event, EventStatus, JobInfo, Notice, Outcome};
+use crate::dts::api::Fetched;
+use crate::rules::Notice;
 use crate::store::batch::{GroupCommit, Work};
+use crate::store::jobs::JobSource;
 use crate::store::polls::{NewPoll, PendingPolls};
 use crate::store::snapshots;
-use crate::store::{Store, StoreError, Tx, alerts, jobs, outbox, polls, silences};
-
-/// The `ListJobStep` request for a configured job.
-pub fn request(job: &JobConfig) -> ListJobStepRequest<'_> {
-    ListJobStepRequest {
-        job_id: &job.id,
-        region: &job.region,
-        zero_etl: job.zero_etl,
-        resource_group_id: job.resource_group_id.as_deref(),
-    }
-}
-
-pub async fn fetch(client: &AliyunClient, job: &JobConfig) -> Result<Fetched, ApiFailure> {
-    api::list_job_step(client, &request(job)).await
-}
+use crate::store::{Store, StoreError, Tx, jobs, polls};
 
 /// The last successful poll of a job, as the next diff's baseline.
 #[derive(Debug)]
@@ -115,202 +102,6 @@ impl Followup for RecordOnly {
     }
 }
 
-/// Alert states of one job, by alert.
-type JobAlerts = BTreeMap<AlertKey, AlertState>;
-
-/// How long run-time silences are cached: `dtswatch silence add` takes effect within this.
-const SILENCE_REFRESH: Duration = Duration::from_secs(2);
-
-/// The rules: evaluates every rule for the job, stores alert state and
-/// notification decisions, and queues one outbox row per channel. Alert
-/// states are cached per job after a commit, so a poll reads none of them
-/// from SQLite; this assumes one poller per database.
-pub struct Alerting {
-    pub rules: Vec<RuleConfig>,
-    /// Silences from the config; run-time ones are read from the database.
-    pub silences: Vec<Silence>,
-    states: std::sync::Mutex<HashMap<i64, Arc<JobAlerts>>>,
-    /// States written by a transaction that has not settled yet.
-    pending: std::sync::Mutex<HashMap<i64, Arc<JobAlerts>>>,
-    stored_silences: std::sync::Mutex<Option<(std::time::Instant, Vec<Silence>)>>,
-}
-
-fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Alerting {
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        Self {
-            rules: config.rules.clone(),
-            silences: config
-                .silences
-                .iter()
-                .enumerate()
-                .map(|(i, s)| Silence::from_config(i, s))
-                .collect(),
-            states: Default::default(),
-            pending: Default::default(),
-            stored_silences: Default::default(),
-        }
-    }
-
-    /// Config silences plus run-time ones (re-read at most every `SILENCE_REFRESH`).
-    async fn active_silences(
-        &self,
-        tx: &mut Tx,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Silence>, StoreError> {
-        let cached = locked(&self.stored_silences)
-            .as_ref()
-            .filter(|(at, _)| at.elapsed() < SILENCE_REFRESH)
-            .map(|(_, list)| list.clone());
-        let stored = match cached {
-            Some(list) => list,
-            None => {
-                let mut list = Vec::new();
-                for row in silences::current(tx, now).await? {
-                    list.push(row.to_silence()?);
-                }
-                *locked(&self.stored_silences) = Some((std::time::Instant::now(), list.clone()));
-                list
-            }
-        };
-        let mut all = self.silences.clone();
-        all.extend(stored);
-        Ok(all)
-    }
-
-    /// Evaluates `outcome` for a job and persists the result in `tx`; call
-    /// [`Followup::settle`] once `tx` is committed or abandoned.
-    pub async fn apply(
-        &self,
-        tx: &mut Tx,
-        job: &JobConfig,
-        job_row: i64,
-        poll_id: Option<i64>,
-        outcome: &Outcome<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Notice>, StoreError> {
-        let cached = locked(&self.states).get(&job_row).cloned();
-        let existing = match cached {
-            Some(states) => states,
-            None => Arc::new(alerts::load_for_job(tx, job_row).await?),
-        };
-        let active = self.active_silences(tx, now).await?;
-        let info = JobInfo::from_config(job);
-        let evaluation = rules::evaluate_job(&self.rules, &info, &existing, outcome, &active, now);
-        let rule = |name: &str| self.rules.iter().find(|r| r.name == name);
-        if !evaluation.updates.is_empty() {
-            let mut states = (*existing).clone();
-            for (key, state) in &evaluation.updates {
-                if let Some(rule) = rule(&key.rule) {
-                    alerts::save(tx, job_row, key, rule.severity, state, now).await?;
-                }
-                states.insert(key.clone(), state.clone());
-            }
-            locked(&self.pending).insert(job_row, Arc::new(states));
-        } else {
-            locked(&self.pending).insert(job_row, existing);
-        }
-        let mut by_channel: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
-        for notice in &evaluation.notices {
-            let Some(rule) = rule(&notice.key.rule) else {
-                continue;
-            };
-            let alert = alerts::ensure(tx, job_row, &notice.key, rule.severity, now).await?;
-            let suppressed = notice.suppressed.as_ref().map(|s| s.describe());
-            alerts::insert_event(tx, alert, poll_id, &notice.event, suppressed.as_deref()).await?;
-            if notice.suppressed.is_none() {
-                for channel in &rule.channels {
-                    by_channel
-                        .entry(channel.as_str())
-                        .or_default()
-                        .push(&notice.event);
-                }
-            }
-        }
-        let origin = match poll_id {
-            Some(id) => format!("poll:{id}"),
-            None => format!("job:{job_row}:{}", now.timestamp_millis()),
-        };
-        for (channel, events) in by_channel {
-            let notification = rules::Notification {
-                job: info.clone(),
-                events: events.into_iter().cloned().collect(),
-            };
-            let payload = serde_json::to_string(&notification)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            outbox::enqueue(
-                tx,
-                channel,
-                &format!("{origin}:{channel}"),
-                Some(job_row),
-                &payload,
-                now,
-            )
-            .await?;
-        }
-        Ok(evaluation.notices)
-    }
-
-    /// Keeps the states `apply` computed if the transaction committed; otherwise
-    /// forgets the job's cached states so the next poll reads them again.
-    pub fn settle_states(&self, job_row: i64, committed: bool) {
-        let pending = locked(&self.pending).remove(&job_row);
-        let mut states = locked(&self.states);
-        match (committed, pending) {
-            (true, Some(new)) => {
-                states.insert(job_row, new);
-            }
-            _ => {
-                states.remove(&job_row);
-            }
-        }
-    }
-}
-
-impl Followup for Alerting {
-    async fn write(
-        &self,
-        tx: &mut Tx,
-        job: &JobConfig,
-        report: &PollReport,
-        result: Result<&Fetched, &ApiFailure>,
-    ) -> Result<Vec<Notice>, StoreError> {
-        let outcome = match (result, &report.snapshot) {
-            (Ok(_), Some(snapshot)) => Outcome::Polled {
-                snapshot,
-                previous: report.previous.as_ref().map(|(s, at)| (s.as_ref(), *at)),
-                changes: &report.changes,
-            },
-            (Err(failure), _) => Outcome::Failed(&failure.error),
-            (Ok(_), None) => return Ok(Vec::new()),
-        };
-        self.apply(
-            tx,
-            job,
-            report.job_row,
-            Some(report.poll_id),
-            &outcome,
-            report.at,
-        )
-        .await
-    }
-}
-
-/// A one-line description of a notice, for logs and the console.
-pub fn describe(notice: &Notice) -> String {
-    let status = match notice.event.status {
-        EventStatus::Firing => "FIRING",
-        EventStatus::Resolved => "RESOLVED",
-    };
-    format!(
-        "{status} {} [{}] {}",
-        notice.event.rule, notice.event.severity, notice.event.summary
-    )
-}
-
 impl Recorder {
     pub fn new(store: Store) -> Self {
         Self {
@@ -327,7 +118,7 @@ impl Recorder {
     pub async fn record<F: Followup + Sync>(
         &self,
         job: &JobConfig,
-        source: &str,
+        source: JobSource,
         at: DateTime<Utc>,
         duration: Duration,
         result: &Result<Fetched, ApiFailure>,
@@ -383,7 +174,7 @@ impl Recorder {
 /// One finished poll, as `Recorder::record` was given it.
 struct Poll<'a> {
     job: &'a JobConfig,
-    source: &'a str,
+    source: JobSource,
     at: DateTime<Utc>,
     duration: Duration,
     result: &'a Result<Fetched, ApiFailure>,
@@ -513,33 +304,11 @@ async fn load_baseline(tx: &mut Tx, job_row: i64) -> Result<Option<Baseline>, St
     let Some(snapshot_id) = last.snapshot else {
         return Ok(None);
     };
-    let structure = snapshots::load_structure(tx, snapshot_id).await?;
-    let volatile = polls::volatile_at(tx, job_row, last.id)
-        .await?
-        .unwrap_or_default();
-    let snapshot = snapshots::join(&structure, &snapshots::decode_volatile(&volatile)?)?;
+    let (snapshot, volatile) = snapshots::load_snapshot(tx, job_row, last.id, snapshot_id).await?;
     Ok(Some(Baseline {
         snapshot: Arc::new(snapshot),
         at: crate::store::from_millis(last.at),
         snapshot_id,
         volatile,
     }))
-}
-
-/// The snapshot a stored successful poll saw.
-pub async fn stored_snapshot(
-    conn: &mut sqlx::SqliteConnection,
-    poll: &polls::PollRow,
-) -> Result<Option<JobSnapshot>, StoreError> {
-    let Some(snapshot_id) = poll.snapshot else {
-        return Ok(None);
-    };
-    let structure = snapshots::load_structure(conn, snapshot_id).await?;
-    let volatile = polls::volatile_at(conn, poll.job, poll.id)
-        .await?
-        .unwrap_or_default();
-    Ok(Some(snapshots::join(
-        &structure,
-        &snapshots::decode_volatile(&volatile)?,
-    )?))
 }

@@ -1,4 +1,4 @@
-//! Command-line definitions (clap). Parsing only: `main.rs` dispatches.
+//! Command-line definitions (clap): the commands, their flags and help. Parsing only; `cli/mod.rs` dispatches.
 
 use std::path::PathBuf;
 

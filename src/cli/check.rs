@@ -1,0 +1,19 @@
+//! `dtswatch check-config`: every problem at once with its position, exit 2;
+//! or a summary of what the config watches and where it sends alerts.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::report_config_errors;
+use crate::config;
+
+pub fn check_config(path: &Path) -> ExitCode {
+    match config::load(path) {
+        Ok(config) => {
+            println!("{}: ok", path.display());
+            println!("{}", config.summary());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => report_config_errors(&errors),
+    }
+}

@@ -1,0 +1,175 @@
+//! `dtswatch history JOB`: the timeline of one job — changes between
+//! consecutive successful polls, poll failures and recoveries, and alert
+//! notifications — as text or JSON. Read-only; works while the daemon runs
+//! (WAL lets readers and the writer coexist).
+
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::args::OutputFormat;
+use super::open_store;
+use crate::config::Config;
+use crate::diff::{self, Change};
+use crate::dts::JobSnapshot;
+use crate::rules::Event;
+use crate::store::snapshots::SnapshotCache;
+use crate::store::{Store, StoreError, alerts, from_millis, jobs, polls};
+use crate::text::local_time;
+
+/// `dtswatch history`.
+pub async fn history(
+    config: &Config,
+    job: &str,
+    since: std::time::Duration,
+    format: OutputFormat,
+    all: bool,
+) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    let row = {
+        let mut conn = store.pool().acquire().await?;
+        jobs::find(&mut conn, job).await?
+    };
+    let Some(row) = row else {
+        eprintln!("no job `{job}` in the database (use its DTS job id or name)");
+        return Ok(ExitCode::FAILURE);
+    };
+    let since = Utc::now()
+        - chrono::Duration::from_std(since).unwrap_or_else(|_| chrono::Duration::days(36500));
+    let entries = timeline(&store, &row, since, all).await?;
+    match format {
+        OutputFormat::Text => print!("{}", render_timeline(&row, &entries)),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&entries)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line of a job's history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    /// `change`, `poll_failed`, `poll_recovered`, or an alert event kind.
+    pub kind: String,
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
+}
+
+/// The job's timeline since `since`: changes between consecutive successful
+/// polls, poll failures and recoveries, oldest first. Latency and progress
+/// changes only with `volatile`.
+pub async fn timeline(
+    store: &Store,
+    job: &jobs::JobRow,
+    since: DateTime<Utc>,
+    volatile: bool,
+) -> Result<Vec<TimelineEntry>, StoreError> {
+    let mut conn = store.pool().acquire().await?;
+    let rows = polls::since(&mut conn, job.id, since).await?;
+    let mut cache = SnapshotCache::default();
+    let mut entries = Vec::new();
+    // The baseline: the last successful poll before the window.
+    let mut previous: Option<(i64, Vec<u8>, JobSnapshot)> = None;
+    if let Some(first) = rows.first()
+        && let Some(before) = polls::ok_before(&mut conn, job.id, first.id).await?
+        && let Some(snapshot_id) = before.snapshot
+    {
+        let volatile_bytes = polls::volatile_at(&mut conn, job.id, before.id)
+            .await?
+            .unwrap_or_default();
+        let snapshot = cache.load(&mut conn, snapshot_id, &volatile_bytes).await?;
+        previous = Some((snapshot_id, volatile_bytes, snapshot));
+    }
+    let mut failing_since: Option<DateTime<Utc>> = None;
+    for row in rows {
+        let at = from_millis(row.at);
+        let Some(snapshot_id) = row.snapshot else {
+            if failing_since.is_none() {
+                failing_since = Some(at);
+            }
+            entries.push(TimelineEntry {
+                at,
+                kind: "poll_failed".into(),
+                text: format!(
+                    "poll failed after {} attempt(s): {}",
+                    row.attempts,
+                    row.error_text
+                        .clone()
+                        .unwrap_or_else(|| row.outcome.clone())
+                ),
+                change: None,
+            });
+            continue;
+        };
+        if let Some(start) = failing_since.take() {
+            entries.push(TimelineEntry {
+                at,
+                kind: "poll_recovered".into(),
+                text: format!("polls succeed again (failing since {})", local_time(start)),
+                change: None,
+            });
+        }
+        // An unchanged poll: same structure, no new volatile numbers.
+        if row.volatile.is_none()
+            && let Some((prev_id, _, _)) = &previous
+            && *prev_id == snapshot_id
+        {
+            continue;
+        }
+        let volatile_bytes = match &row.volatile {
+            Some(v) => v.clone(),
+            None => polls::volatile_at(&mut conn, job.id, row.id)
+                .await?
+                .unwrap_or_default(),
+        };
+        let snapshot = cache.load(&mut conn, snapshot_id, &volatile_bytes).await?;
+        for change in diff::diff(previous.as_ref().map(|(_, _, s)| s), &snapshot) {
+            if change.is_volatile() && !volatile {
+                continue;
+            }
+            entries.push(TimelineEntry {
+                at,
+                kind: "change".into(),
+                text: change.to_string(),
+                change: Some(change),
+            });
+        }
+        previous = Some((snapshot_id, volatile_bytes, snapshot));
+    }
+    for row in alerts::events_for_job(&mut conn, job.id, since).await? {
+        let event: Event =
+            serde_json::from_str(&row.payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        entries.push(TimelineEntry {
+            at: from_millis(row.at),
+            kind: row.status.clone(),
+            text: event.line(row.suppressed.as_deref()),
+            change: None,
+        });
+    }
+    // Stable: a poll's changes come before the alerts they caused.
+    entries.sort_by_key(|e| {
+        (
+            e.at,
+            e.kind != "change" && e.kind != "poll_failed" && e.kind != "poll_recovered",
+        )
+    });
+    Ok(entries)
+}
+
+/// `dtswatch history` as text.
+pub fn render_timeline(job: &jobs::JobRow, entries: &[TimelineEntry]) -> String {
+    let mut out = format!(
+        "{} ({}, {})\n",
+        job.display_name(),
+        job.dts_job_id,
+        job.region
+    );
+    if entries.is_empty() {
+        out.push_str("  nothing happened in this window\n");
+    }
+    for entry in entries {
+        out.push_str(&format!("  {}  {}\n", local_time(entry.at), entry.text));
+    }
+    out
+}

@@ -1,0 +1,98 @@
+//! `dtswatch outbox [--dead]` and `dtswatch outbox retry ID`: what waits to
+//! be delivered (or was given up on), and queueing a row again.
+
+use std::process::ExitCode;
+
+use chrono::Utc;
+
+use super::args::OutboxAction;
+use super::open_store;
+use super::table::table;
+use crate::config::Config;
+use crate::rules::Notification;
+use crate::store::from_millis;
+use crate::store::outbox::{self, OutboxStatus};
+use crate::text::{ellipsize, local_time};
+
+pub async fn outbox(
+    config: &Config,
+    dead: bool,
+    action: Option<OutboxAction>,
+) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    let mut conn = store.pool().acquire().await?;
+    if let Some(OutboxAction::Retry { id }) = action {
+        return Ok(if outbox::retry(&mut conn, id, Utc::now()).await? {
+            println!("notification {id} queued again; a running daemon sends it shortly");
+            ExitCode::SUCCESS
+        } else {
+            eprintln!("no pending or dead notification {id}");
+            ExitCode::FAILURE
+        });
+    }
+    let status = if dead {
+        OutboxStatus::Dead
+    } else {
+        OutboxStatus::Pending
+    };
+    let rows = outbox::list(&mut conn, status).await?;
+    if rows.is_empty() {
+        println!("no {} notifications", if dead { "dead" } else { "pending" });
+        return Ok(ExitCode::SUCCESS);
+    }
+    let lines: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            let events = serde_json::from_str::<Notification>(&row.payload)
+                .map(|n| {
+                    let first = n
+                        .events
+                        .first()
+                        .map(|e| format!("{} {}", e.status.as_str(), e.rule))
+                        .unwrap_or_default();
+                    format!(
+                        "{} · {first}{}",
+                        n.job.name,
+                        if n.events.len() > 1 {
+                            format!(" (+{})", n.events.len() - 1)
+                        } else {
+                            String::new()
+                        }
+                    )
+                })
+                .unwrap_or_else(|_| "(unreadable)".into());
+            vec![
+                row.id.to_string(),
+                row.channel.clone(),
+                local_time(from_millis(row.created_at)),
+                row.attempts.to_string(),
+                if dead {
+                    row.dead_at
+                        .map(|t| local_time(from_millis(t)))
+                        .unwrap_or_default()
+                } else {
+                    local_time(from_millis(row.next_attempt_at))
+                },
+                ellipsize(&events, 60),
+                ellipsize(row.last_error.as_deref().unwrap_or(""), 80),
+            ]
+        })
+        .collect();
+    let when = if dead { "DEAD SINCE" } else { "NEXT ATTEMPT" };
+    print!(
+        "{}",
+        table(
+            &[
+                "ID",
+                "CHANNEL",
+                "CREATED",
+                "ATTEMPTS",
+                when,
+                "NOTIFICATION",
+                "LAST ERROR"
+            ],
+            &lines
+        )
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,84 @@
+//! `dtswatch once`: every watched job (configured, plus one discovery pass)
+//! polled now through the same `poll_one` as the daemon, the steps printed,
+//! then the outbox drained within `delivery.drain_timeout`. Exits 1 when a
+//! poll failed or a notification is still pending.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::open_store;
+use super::table::{SNAPSHOT_HEADER, snapshot_rows, table};
+use crate::aliyun::Environment;
+use crate::config::{self, Config};
+use crate::discovery;
+use crate::metrics::Metrics;
+use crate::notify::outbox::Deliverer;
+use crate::poll::{self, Alerting, Clients, Clock, Health, PollContext, Recorder};
+
+/// The poll context `once` polls with: the same parts as the daemon's.
+pub async fn context(
+    config: &Config,
+    env: &Environment,
+) -> anyhow::Result<(Arc<PollContext>, Deliverer)> {
+    let store = open_store(config).await?;
+    let deliverer = Deliverer::new(store.clone(), config).map_err(anyhow::Error::msg)?;
+    let ctx = PollContext {
+        clients: Clients::build(config, env)?,
+        alerting: Alerting::from_config(config),
+        recorder: Arc::new(Recorder::new(store)),
+        metrics: Arc::new(Metrics::new()),
+        health: Arc::new(Health::new(config.server.unhealthy_after, Utc::now())),
+        delivery: deliverer.waker(),
+        clock: Clock::System,
+    };
+    Ok((Arc::new(ctx), deliverer))
+}
+
+/// Polls every job once, records what it saw, and prints the steps.
+pub async fn once(config: &Config, env: &Environment) -> anyhow::Result<ExitCode> {
+    let (ctx, deliverer) = context(config, env).await?;
+    let jobs = discovery::watch_once(&config.jobs, &config.discover, &ctx.clients).await;
+    let mut rows = Vec::new();
+    let mut failures = 0;
+    for (watched, polled) in jobs
+        .iter()
+        .zip(poll::cycle(&ctx, &jobs, config.poll.concurrency).await)
+    {
+        let job = &watched.job;
+        let report = polled
+            .recorded
+            .map_err(|e| anyhow::anyhow!("recording the poll of {}: {}", job.id, e.describe()))?;
+        for notice in &report.notices {
+            eprintln!("{}: {}", job.display_name(), notice.line());
+        }
+        match polled.result {
+            Ok(fetched) => rows.extend(snapshot_rows(job, &fetched.snapshot)),
+            Err(failure) => {
+                failures += 1;
+                eprintln!(
+                    "{} ({}): poll failed: {}",
+                    job.display_name(),
+                    job.id,
+                    failure.error
+                );
+            }
+        }
+    }
+    print!("{}", table(&SNAPSHOT_HEADER, &rows));
+    let deadline = tokio::time::Instant::now() + config.delivery.drain_timeout;
+    let pending = deliverer.drain(deadline).await?;
+    if pending > 0 {
+        eprintln!(
+            "{pending} notification(s) still pending after {}: see `dtswatch outbox`; `dtswatch run` or the next `once` delivers them",
+            config::format_duration(config.delivery.drain_timeout)
+        );
+        failures += 1;
+    }
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

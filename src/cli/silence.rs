@@ -1,0 +1,137 @@
+//! `dtswatch silence add|list|expire`: run-time silences in the database,
+//! listed together with the config's. A running daemon honours a new
+//! silence at its next poll.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use super::args::SilenceAction;
+use super::table::table;
+use super::{EXIT_CONFIG, open_store};
+use crate::config::{self, Config};
+use crate::rules::silence::Silence;
+use crate::store;
+use crate::text::local_time;
+
+pub async fn silence(config: &Config, action: SilenceAction) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    let now = chrono::Utc::now();
+    let mut tx = store.begin().await?;
+    match action {
+        SilenceAction::Add {
+            jobs,
+            rules,
+            steps,
+            duration,
+            starts,
+            comment,
+            author,
+        } => {
+            if jobs.is_empty() && rules.is_empty() && steps.is_empty() {
+                eprintln!(
+                    "a silence needs at least one --job, --rule or --step (use --job '*' to silence everything)"
+                );
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
+            for pattern in jobs.iter().chain(&rules).chain(&steps) {
+                if let Err(e) = globset::Glob::new(pattern) {
+                    eprintln!("bad glob `{pattern}`: {e}");
+                    return Ok(ExitCode::from(EXIT_CONFIG));
+                }
+            }
+            let starts = starts.unwrap_or(now);
+            let ends =
+                starts + chrono::Duration::from_std(duration).context("duration too long")?;
+            let silence = store::silences::NewSilence {
+                jobs,
+                rules,
+                steps,
+                starts,
+                ends,
+                comment,
+                created_by: author,
+            };
+            let id = store::silences::add(&mut tx, &silence, now).await?;
+            tx.commit().await?;
+            println!("silence {id} added, until {}", local_time(ends));
+        }
+        SilenceAction::List => {
+            let mut rows = Vec::new();
+            for row in store::silences::current(&mut tx, now).await? {
+                let silence = row.to_silence()?;
+                rows.push(silence_row(
+                    &silence,
+                    now,
+                    format!(
+                        "{} ({})",
+                        row.comment,
+                        row.created_by.clone().unwrap_or_default()
+                    ),
+                ));
+            }
+            for (i, config_silence) in config.silences.iter().enumerate() {
+                let silence = Silence::from_config(i, config_silence);
+                let comment = format!("{} (config)", silence.comment);
+                rows.push(silence_row(&silence, now, comment));
+            }
+            print!(
+                "{}",
+                table(
+                    &["ID", "JOBS", "RULES", "STEPS", "WINDOW", "NOW", "COMMENT"],
+                    &rows
+                )
+            );
+        }
+        SilenceAction::Expire { id } => {
+            if store::silences::expire(&mut tx, id, now).await? {
+                tx.commit().await?;
+                println!("silence {id} expired");
+            } else {
+                eprintln!("no unexpired silence {id} (config silences end by editing the config)");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One row of `silence list`.
+fn silence_row(
+    silence: &Silence,
+    now: chrono::DateTime<chrono::Utc>,
+    comment: String,
+) -> Vec<String> {
+    let list = |m: &Option<config::Matcher>| {
+        m.as_ref()
+            .map(|m| m.patterns.join(","))
+            .unwrap_or_else(|| "*".into())
+    };
+    let window = match &silence.window {
+        config::SilenceWindow::Fixed { starts, ends } => format!(
+            "{} → {}",
+            starts.map(local_time).unwrap_or_else(|| "now".into()),
+            local_time(*ends)
+        ),
+        config::SilenceWindow::Recurring { cron, duration } => {
+            format!(
+                "cron `{}` for {}",
+                cron.source,
+                config::format_duration(*duration)
+            )
+        }
+    };
+    vec![
+        silence.id.clone(),
+        list(&silence.jobs),
+        list(&silence.rules),
+        list(&silence.steps),
+        window,
+        if silence.is_active(now) {
+            "active".into()
+        } else {
+            "waiting".into()
+        },
+        comment,
+    ]
+}

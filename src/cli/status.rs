@@ -1,0 +1,137 @@
+//! `dtswatch status`: every job's last poll and current steps, the alerts
+//! pending or firing, and the outbox per channel. Read-only; works while the
+//! daemon runs.
+
+use std::process::ExitCode;
+
+use sqlx::SqliteConnection;
+
+use super::open_store;
+use super::table::{SNAPSHOT_HEADER, snapshot_rows, table};
+use crate::config::Config;
+use crate::rules::AlertState;
+use crate::store::snapshots::SnapshotCache;
+use crate::store::{Store, StoreError, alerts, from_millis, jobs, outbox, polls};
+use crate::text::{ellipsize, local_time};
+
+/// `dtswatch status`.
+pub async fn status(config: &Config) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    print!("{}", report(&store).await?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `dtswatch status`: every job's last poll and current steps.
+pub async fn report(store: &Store) -> Result<String, StoreError> {
+    let mut conn = store.pool().acquire().await?;
+    let all = jobs::all(&mut conn).await?;
+    if all.is_empty() {
+        return Ok("no jobs recorded yet: run `dtswatch once` or `dtswatch run` first\n".into());
+    }
+    let mut summary = Vec::new();
+    let mut steps = Vec::new();
+    let mut cache = SnapshotCache::default();
+    for job in &all {
+        let last = polls::last(&mut conn, job.id).await?;
+        let last_ok = polls::last_ok(&mut conn, job.id).await?;
+        let (when, outcome) = match &last {
+            Some(p) if p.is_ok() => (local_time(from_millis(p.at)), "ok".to_string()),
+            Some(p) => (
+                local_time(from_millis(p.at)),
+                format!(
+                    "{} ({})",
+                    p.outcome,
+                    p.error_code.clone().unwrap_or_default()
+                ),
+            ),
+            None => ("never".into(), "-".into()),
+        };
+        summary.push(vec![
+            job.display_name().to_string(),
+            job.dts_job_id.clone(),
+            job.region.clone(),
+            when,
+            outcome,
+            if job.retired_at.is_some() {
+                "retired".into()
+            } else {
+                job.source.clone()
+            },
+        ]);
+        if job.retired_at.is_some() {
+            continue;
+        }
+        if let Some(ok) = last_ok
+            && let Some(snapshot_id) = ok.snapshot
+        {
+            let volatile = polls::volatile_at(&mut conn, job.id, ok.id)
+                .await?
+                .unwrap_or_default();
+            let snapshot = cache.load(&mut conn, snapshot_id, &volatile).await?;
+            steps.extend(snapshot_rows(&job.to_config(), &snapshot));
+        }
+    }
+    let mut out = table(
+        &["JOB", "ID", "REGION", "LAST POLL", "OUTCOME", "SOURCE"],
+        &summary,
+    );
+    if !steps.is_empty() {
+        out.push('\n');
+        out.push_str(&table(&SNAPSHOT_HEADER, &steps));
+    }
+    out.push('\n');
+    out.push_str(&alerts_table(&mut conn).await?);
+    out.push('\n');
+    out.push_str(&outbox_table(&mut conn).await?);
+    Ok(out)
+}
+
+/// Pending and firing alerts.
+async fn alerts_table(conn: &mut SqliteConnection) -> Result<String, StoreError> {
+    let active = alerts::active(conn).await?;
+    if active.is_empty() {
+        return Ok("no alerts pending or firing\n".into());
+    }
+    let rows: Vec<Vec<String>> = active
+        .iter()
+        .map(|a| {
+            let state: AlertState = serde_json::from_str(&a.state).unwrap_or_default();
+            vec![
+                a.status.to_uppercase(),
+                a.severity.clone(),
+                a.rule.clone(),
+                a.job_name.clone().unwrap_or_else(|| a.dts_job_id.clone()),
+                if a.path.is_empty() {
+                    "(job)".into()
+                } else {
+                    a.path.clone()
+                },
+                state.since.map(local_time).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    Ok(table(
+        &["ALERT", "SEVERITY", "RULE", "JOB", "STEP", "SINCE"],
+        &rows,
+    ))
+}
+
+/// Channels with notifications waiting or dead, and their last error.
+async fn outbox_table(conn: &mut SqliteConnection) -> Result<String, StoreError> {
+    let channels = outbox::counts(conn).await?;
+    if channels.is_empty() {
+        return Ok("outbox empty: every notification delivered\n".into());
+    }
+    let rows: Vec<Vec<String>> = channels
+        .iter()
+        .map(|c| {
+            vec![
+                c.channel.clone(),
+                c.pending.to_string(),
+                c.dead.to_string(),
+                ellipsize(c.last_error.as_deref().unwrap_or(""), 90),
+            ]
+        })
+        .collect();
+    Ok(table(&["CHANNEL", "PENDING", "DEAD", "LAST ERROR"], &rows))
+}

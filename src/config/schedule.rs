@@ -1,0 +1,103 @@
+//! `CronSchedule`: when something happens, as people write it in the config
+//! (cron with seconds, five-field cron, or `@every 30s`). Parsing and "next
+//! tick after" only; the scheduler decides what to do with the ticks.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::parse_duration;
+
+/// When something happens: a cron expression with seconds (`sec min hour dom
+/// mon dow [year]`; five-field expressions get `0` seconds prepended), or
+/// `@every <duration>` for fixed intervals, sub-second ones included.
+#[derive(Debug, Clone)]
+pub struct CronSchedule {
+    pub source: String,
+    kind: ScheduleKind,
+}
+
+#[derive(Debug, Clone)]
+enum ScheduleKind {
+    Cron(Box<cron::Schedule>),
+    /// Ticks at multiples of the interval since the Unix epoch.
+    Every(Duration),
+}
+
+impl PartialEq for CronSchedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl CronSchedule {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let trimmed = text.trim();
+        if let Some(interval) = trimmed.strip_prefix("@every") {
+            let every = parse_duration(interval).map_err(|e| format!("`{trimmed}`: {e}"))?;
+            if every < Duration::from_millis(10) {
+                return Err(format!("`{trimmed}` is too often; use at least 10ms"));
+            }
+            return Ok(Self {
+                source: trimmed.to_string(),
+                kind: ScheduleKind::Every(every),
+            });
+        }
+        let fields = trimmed.split_whitespace().count();
+        let expression = match fields {
+            5 => format!("0 {trimmed}"),
+            6 | 7 => trimmed.to_string(),
+            _ => {
+                return Err(format!(
+                    "`{trimmed}` is not a cron expression: expected 6 fields (sec min hour day month weekday) or `@every 30s`, got {fields}"
+                ));
+            }
+        };
+        let schedule = cron::Schedule::from_str(&expression)
+            .map_err(|e| format!("`{trimmed}` is not a valid cron expression: {e}"))?;
+        Ok(Self {
+            source: trimmed.to_string(),
+            kind: ScheduleKind::Cron(Box::new(schedule)),
+        })
+    }
+
+    /// The first tick strictly after `after`.
+    pub fn next_after(
+        &self,
+        after: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        match &self.kind {
+            ScheduleKind::Cron(schedule) => schedule.after(&after).next(),
+            ScheduleKind::Every(every) => {
+                let every_ms = every.as_millis().max(1) as i64;
+                let next = (after.timestamp_millis().div_euclid(every_ms) + 1) * every_ms;
+                chrono::DateTime::from_timestamp_millis(next)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cron_accepts_six_and_five_fields() {
+        assert!(CronSchedule::parse("*/30 * * * * *").is_ok());
+        assert_eq!(
+            CronSchedule::parse("*/5 * * * *").unwrap().source,
+            "*/5 * * * *"
+        );
+        assert!(CronSchedule::parse("61 * * * * *").is_err());
+        assert!(CronSchedule::parse("* *").unwrap_err().contains("got 2"));
+        let every = CronSchedule::parse("@every 500ms").unwrap();
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-30T10:00:00.200Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            every.next_after(t).unwrap().timestamp_millis() - t.timestamp_millis(),
+            300
+        );
+        assert!(CronSchedule::parse("@every 1ms").is_err());
+        assert!(CronSchedule::parse("@every soon").is_err());
+    }
+}

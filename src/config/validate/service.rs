@@ -1,0 +1,120 @@
+//! `[storage]`, `[poll]`, `[server]` and `[delivery]`: the service's own
+//! settings, each with its defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::super::raw::{RawDelivery, RawPoll, RawServer, RawStorage};
+use super::super::{CronSchedule, DeliveryConfig, PollConfig, ServerConfig, StorageConfig};
+use super::errors::Errors;
+
+pub(super) fn build_storage(raw: &RawStorage, errors: &mut Errors) -> StorageConfig {
+    StorageConfig {
+        path: raw
+            .path
+            .as_ref()
+            .map(|p| PathBuf::from(p.get_ref()))
+            .unwrap_or_else(|| PathBuf::from("dtswatch.db")),
+        retention: errors.positive_duration(
+            &raw.retention,
+            Duration::from_secs(30 * 86_400),
+            "storage.retention",
+        ),
+        prune_interval: errors.positive_duration(
+            &raw.prune_interval,
+            Duration::from_secs(600),
+            "storage.prune_interval",
+        ),
+    }
+}
+
+pub(super) fn build_poll(raw: &RawPoll, errors: &mut Errors) -> PollConfig {
+    let default_schedule = "*/30 * * * * *";
+    let schedule = errors
+        .cron(&raw.schedule, "poll.schedule")
+        .unwrap_or_else(|| {
+            CronSchedule::parse(default_schedule).expect("the default schedule is valid")
+        });
+    let max_rps = match &raw.max_rps {
+        Some(v) if *v.get_ref() > 0.0 => *v.get_ref(),
+        Some(v) => {
+            errors.at(v.span(), "poll.max_rps must be greater than zero");
+            20.0
+        }
+        None => 20.0,
+    };
+    let backoff =
+        errors.positive_duration(&raw.backoff, Duration::from_millis(500), "poll.backoff");
+    let max_backoff = errors.positive_duration(
+        &raw.max_backoff,
+        Duration::from_secs(10),
+        "poll.max_backoff",
+    );
+    if max_backoff < backoff
+        && let Some(text) = &raw.max_backoff
+    {
+        errors.at(
+            text.span(),
+            "poll.max_backoff must not be shorter than poll.backoff",
+        );
+    }
+    PollConfig {
+        schedule,
+        timeout: errors.positive_duration(&raw.timeout, Duration::from_secs(10), "poll.timeout"),
+        concurrency: errors.count(&raw.concurrency, 16, 1, "poll.concurrency") as usize,
+        max_rps,
+        attempts: errors.count(&raw.attempts, 4, 1, "poll.attempts"),
+        backoff,
+        max_backoff,
+        jitter: errors.duration(&raw.jitter, Duration::from_secs(1), "poll.jitter"),
+    }
+}
+
+pub(super) fn build_server(raw: &RawServer, errors: &mut Errors) -> ServerConfig {
+    let listen = match &raw.listen {
+        None => Some(SocketAddr::from(([127, 0, 0, 1], 9187))),
+        Some(text) if text.get_ref().is_empty() || text.get_ref() == "off" => None,
+        Some(text) => match text.get_ref().parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                errors.at(
+                    text.span(),
+                    format!("server.listen `{}` is not an address like 127.0.0.1:9187 (use \"off\" to disable)", text.get_ref()),
+                );
+                None
+            }
+        },
+    };
+    ServerConfig {
+        listen,
+        unhealthy_after: errors.count(&raw.unhealthy_after, 3, 1, "server.unhealthy_after"),
+    }
+}
+
+pub(super) fn build_delivery(raw: &RawDelivery, errors: &mut Errors) -> DeliveryConfig {
+    DeliveryConfig {
+        concurrency: errors.count(&raw.concurrency, 4, 1, "delivery.concurrency") as usize,
+        backoff: errors.positive_duration(&raw.backoff, Duration::from_secs(2), "delivery.backoff"),
+        max_backoff: errors.positive_duration(
+            &raw.max_backoff,
+            Duration::from_secs(300),
+            "delivery.max_backoff",
+        ),
+        max_age: errors.positive_duration(
+            &raw.max_age,
+            Duration::from_secs(86_400),
+            "delivery.max_age",
+        ),
+        drain_timeout: errors.positive_duration(
+            &raw.drain_timeout,
+            Duration::from_secs(30),
+            "delivery.drain_timeout",
+        ),
+        timeout: errors.positive_duration(
+            &raw.timeout,
+            Duration::from_secs(10),
+            "delivery.timeout",
+        ),
+    }
+}

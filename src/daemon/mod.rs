@@ -1,0 +1,236 @@
+//! `dtswatch run`: the long-running service. It starts the loops — the tick
+//! loop that polls every watched job on its schedule (`schedule.rs`), the
+//! discovery loop (`discover.rs`), the watchdog (`watchdog.rs`), pruning
+//! (`prune.rs`), the delivery workers and `/healthz` + `/metrics`
+//! (`server.rs`) — reloads the config on SIGHUP (`runtime.rs`, keeping the
+//! old one if the new one is broken), and when `shutdown` resolves stops
+//! scheduling, lets in-flight polls and deliveries finish within the grace
+//! period, and returns.
+
+mod discover;
+mod prune;
+mod runtime;
+mod schedule;
+pub mod server;
+mod watchdog;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::aliyun::Environment;
+use crate::config::Config;
+use crate::discovery::{self, Found};
+use crate::metrics::Metrics;
+use crate::poll::{Health, Recorder, Watched};
+use crate::store::Store;
+use runtime::{Runtime, Shared};
+use server::ServerState;
+
+/// How the daemon is run.
+#[derive(Default)]
+pub struct Options {
+    /// Where the config came from, for SIGHUP reloads (`None`: no reload).
+    pub config_path: Option<PathBuf>,
+    /// Print step changes and poll failures on stdout (the demo).
+    pub echo: bool,
+    /// Told the address `/healthz` and `/metrics` listen on, once bound.
+    pub listening: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+}
+
+/// What every loop shares.
+struct Daemon {
+    shared: Shared,
+    runtime: watch::Sender<Arc<Runtime>>,
+    /// Jobs found by each `[[discover]]` entry, by entry index.
+    discovered: std::sync::Mutex<BTreeMap<usize, Found>>,
+    /// Told when discovery changed the watch list.
+    jobs_changed: Notify,
+    echo: bool,
+}
+
+impl Daemon {
+    fn current(&self) -> Arc<Runtime> {
+        self.runtime.borrow().clone()
+    }
+
+    /// Configured jobs, then discovered ones the config does not name.
+    fn watched(&self, config: &Config) -> Vec<Watched> {
+        let discovered = self.discovered.lock().unwrap_or_else(|p| p.into_inner());
+        discovery::merge(&config.jobs, discovered.values())
+    }
+
+    /// Keeps what entry `index` found; returns the ids it found before and not now.
+    fn found_by(&self, index: usize, found: Found) -> Vec<String> {
+        let mut discovered = self.discovered.lock().unwrap_or_else(|p| p.into_inner());
+        let before = discovered.insert(index, found).unwrap_or_default();
+        let now = &discovered[&index];
+        before
+            .into_keys()
+            .filter(|id| !now.contains_key(id))
+            .collect()
+    }
+}
+
+/// Runs the daemon until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    env: Environment,
+    shutdown: impl Future<Output = ()>,
+    options: Options,
+) -> anyhow::Result<()> {
+    let store = Store::open(&config.storage.path)
+        .await
+        .with_context(|| format!("opening the database {}", config.storage.path.display()))?;
+    let shared = Shared {
+        recorder: Arc::new(Recorder::new(store.clone())),
+        metrics: Arc::new(Metrics::new()),
+        health: Arc::new(Health::new(config.server.unhealthy_after, Utc::now())),
+        store: store.clone(),
+        env,
+    };
+    let runtime = Arc::new(Runtime::build(config, &shared)?);
+    let listen = runtime.config.server.listen;
+    let grace = runtime.config.delivery.drain_timeout;
+    tracing::info!(
+        jobs = runtime.config.jobs.len(),
+        discover = runtime.config.discover.len(),
+        database = %runtime.config.storage.path.display(),
+        "dtswatch started"
+    );
+    let server_state = ServerState {
+        metrics: shared.metrics.clone(),
+        health: shared.health.clone(),
+        store: store.clone(),
+    };
+    let (runtime_tx, _) = watch::channel(runtime.clone());
+    let daemon = Arc::new(Daemon {
+        shared,
+        runtime: runtime_tx,
+        discovered: Default::default(),
+        jobs_changed: Notify::new(),
+        echo: options.echo,
+    });
+
+    let scheduling = CancellationToken::new();
+    let background = CancellationToken::new();
+    let polls = TaskTracker::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(listen) = listen {
+        let addr = server::serve(listen, server_state, background.clone())
+            .await
+            .with_context(|| format!("listening on {listen} for /healthz and /metrics"))?;
+        tracing::info!(%addr, "serving /healthz and /metrics");
+        if let Some(tx) = options.listening {
+            let _ = tx.send(addr);
+        }
+    }
+    tasks.spawn(schedule::run(
+        daemon.clone(),
+        scheduling.clone(),
+        polls.clone(),
+    ));
+    tasks.spawn(discover::run(daemon.clone(), scheduling.clone()));
+    tasks.spawn(watchdog::run(daemon.clone(), scheduling.clone()));
+    tasks.spawn(prune::run(daemon.clone(), background.clone()));
+    let mut delivery = Delivery::start(&runtime);
+
+    let mut hangups = hangup_signals();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(()) = hangups.recv() => {
+                if let Some(path) = &options.config_path
+                    && let Some(new) = daemon.current().reload(path, &daemon.shared)
+                {
+                    let new = Arc::new(new);
+                    daemon.runtime.send_replace(new.clone());
+                    delivery.stop().await;
+                    delivery = Delivery::start(&new);
+                }
+            }
+        }
+    }
+
+    tracing::info!("shutting down: no new polls; finishing the ones in flight");
+    scheduling.cancel();
+    polls.close();
+    let deadline = tokio::time::Instant::now() + grace;
+    if tokio::time::timeout_at(deadline, polls.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("polls still running after the grace period; leaving them");
+    }
+    // Let the workers send what the last polls queued, within the grace period.
+    let deliverer = daemon.current().deliverer.clone();
+    loop {
+        let pending = deliverer.pending(Some(Utc::now())).await.unwrap_or(0);
+        if pending == 0 || tokio::time::Instant::now() >= deadline {
+            if pending > 0 {
+                tracing::warn!(
+                    pending,
+                    "notifications still pending at shutdown; they are sent after the next start"
+                );
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    delivery.stop().await;
+    background.cancel();
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The delivery workers of one runtime.
+struct Delivery {
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Delivery {
+    fn start(runtime: &Arc<Runtime>) -> Self {
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(runtime.deliverer.clone().run(cancel.clone()));
+        Self { cancel, task }
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// SIGHUP as a stream (never fires where there are no Unix signals).
+fn hangup_signals() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            if tx.send(()).await.is_err() {
+                return;
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
+}

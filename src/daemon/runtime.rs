@@ -1,0 +1,94 @@
+//! What the daemon builds from its config, swapped whole on reload: the poll
+//! context (clients, rules), the deliverer and the poll slots. A reload that
+//! fails (a broken file, a client that cannot be built) is logged and the
+//! running config stays in effect.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::aliyun::Environment;
+use crate::config::{self, Config};
+use crate::metrics::{Counter, Metrics};
+use crate::notify::outbox::Deliverer;
+use crate::poll::{Alerting, Clients, Clock, Health, PollContext, Recorder};
+use crate::store::Store;
+
+/// What lives as long as the process, whatever the config says.
+pub(super) struct Shared {
+    pub store: Store,
+    pub recorder: Arc<Recorder>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub env: Environment,
+}
+
+pub(super) struct Runtime {
+    pub config: Arc<Config>,
+    pub ctx: Arc<PollContext>,
+    pub deliverer: Arc<Deliverer>,
+    /// `poll.concurrency` slots shared by every poll.
+    pub polls: Arc<tokio::sync::Semaphore>,
+}
+
+impl Runtime {
+    pub fn build(config: Config, shared: &Shared) -> anyhow::Result<Self> {
+        let clients = Clients::build(&config, &shared.env)?;
+        let deliverer = Deliverer::new(shared.store.clone(), &config)
+            .map_err(anyhow::Error::msg)?
+            .with_metrics(shared.metrics.clone());
+        let ctx = PollContext {
+            clients,
+            alerting: Alerting::from_config(&config),
+            recorder: shared.recorder.clone(),
+            metrics: shared.metrics.clone(),
+            health: shared.health.clone(),
+            delivery: deliverer.waker(),
+            clock: Clock::System,
+        };
+        Ok(Self {
+            polls: Arc::new(tokio::sync::Semaphore::new(config.poll.concurrency)),
+            ctx: Arc::new(ctx),
+            deliverer: Arc::new(deliverer),
+            config: Arc::new(config),
+        })
+    }
+
+    /// Loads the config at `path` again; `None` (logged) keeps the running one.
+    pub fn reload(&self, path: &Path, shared: &Shared) -> Option<Self> {
+        let result = config::load(path)
+            .map_err(|errors| {
+                for line in errors.lines() {
+                    tracing::error!("{line}");
+                }
+                format!("{} problem(s) in {}", errors.errors.len(), path.display())
+            })
+            .and_then(|config| {
+                if config.storage.path != self.config.storage.path {
+                    tracing::warn!(
+                        "storage.path changed; the new database is used after a restart"
+                    );
+                }
+                Runtime::build(config, shared).map_err(|e| format!("{e:#}"))
+            });
+        match result {
+            Ok(runtime) => {
+                shared.metrics.inc(Counter::ConfigReloads, &["ok"]);
+                tracing::info!(
+                    jobs = runtime.config.jobs.len(),
+                    rules = runtime.config.rules.len(),
+                    channels = runtime.config.channels.len(),
+                    "config reloaded"
+                );
+                Some(runtime)
+            }
+            Err(reason) => {
+                shared.metrics.inc(Counter::ConfigReloads, &["error"]);
+                tracing::error!(
+                    reason,
+                    "config reload rejected; the running config stays in effect"
+                );
+                None
+            }
+        }
+    }
+}
