@@ -206,7 +206,7 @@ impl CredentialsProvider {
                                 _ => None,
                             })
                             .unwrap_or_else(|| ECS_METADATA_URL.to_string());
-                        fetch_ecs_role(
+                        super::ecs_role::fetch(
                             &self.http,
                             &base,
                             Some(&role),
@@ -221,7 +221,9 @@ impl CredentialsProvider {
                 base_url,
                 role,
                 imdsv1_allowed,
-            } => fetch_ecs_role(&self.http, base_url, role.as_deref(), *imdsv1_allowed).await,
+            } => {
+                super::ecs_role::fetch(&self.http, base_url, role.as_deref(), *imdsv1_allowed).await
+            }
         }
     }
 }
@@ -406,133 +408,6 @@ fn from_credentials_file(paths: &[PathBuf], profile: &str) -> Result<Credentials
         (other, _, _) => Err(format!(
             "[{profile}] has type `{other}`; only access_key is supported in this file"
         )),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct EcsCredentials {
-    code: Option<String>,
-    access_key_id: Option<String>,
-    access_key_secret: Option<String>,
-    security_token: Option<String>,
-    expiration: Option<String>,
-}
-
-/// IMDSv2 token first; IMDSv1 (no token) only if allowed.
-async fn fetch_ecs_role(
-    http: &reqwest::Client,
-    base_url: &str,
-    role: Option<&str>,
-    imdsv1_allowed: bool,
-) -> Result<Credentials, String> {
-    let timeout = Duration::from_secs(1);
-    let token = match http
-        .put(format!("{base_url}/latest/api/token"))
-        .header("X-aliyun-ecs-metadata-token-ttl-seconds", "21600")
-        .timeout(timeout)
-        .send()
-        .await
-    {
-        Ok(resp) if resp.status().is_success() => resp.text().await.ok().filter(|t| !t.is_empty()),
-        Ok(resp) => {
-            if !imdsv1_allowed {
-                return Err(format!(
-                    "metadata token request answered HTTP {}",
-                    resp.status().as_u16()
-                ));
-            }
-            None
-        }
-        Err(e) => {
-            if !imdsv1_allowed {
-                return Err(format!(
-                    "metadata service unreachable ({})",
-                    super::error::describe_transport_error(e)
-                ));
-            }
-            None
-        }
-    };
-    let get = |url: String| {
-        let mut request = http.get(url).timeout(timeout);
-        if let Some(token) = &token {
-            request = request.header("X-aliyun-ecs-metadata-token", token);
-        }
-        request
-    };
-    let role = match role {
-        Some(r) => r.to_string(),
-        None => {
-            let resp = get(format!(
-                "{base_url}/latest/meta-data/ram/security-credentials/"
-            ))
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "metadata service unreachable ({})",
-                    super::error::describe_transport_error(e)
-                )
-            })?;
-            if !resp.status().is_success() {
-                return Err(format!(
-                    "listing RAM roles answered HTTP {}",
-                    resp.status().as_u16()
-                ));
-            }
-            let body = resp.text().await.map_err(|e| e.to_string())?;
-            body.lines()
-                .next()
-                .map(str::trim)
-                .filter(|r| !r.is_empty())
-                .ok_or("no RAM role is attached to this instance")?
-                .to_string()
-        }
-    };
-    let resp = get(format!(
-        "{base_url}/latest/meta-data/ram/security-credentials/{role}"
-    ))
-    .send()
-    .await
-    .map_err(|e| {
-        format!(
-            "metadata service unreachable ({})",
-            super::error::describe_transport_error(e)
-        )
-    })?;
-    if !resp.status().is_success() {
-        return Err(format!(
-            "credentials for role `{role}` answered HTTP {}",
-            resp.status().as_u16()
-        ));
-    }
-    let body: EcsCredentials = resp
-        .json()
-        .await
-        .map_err(|_| format!("credentials for role `{role}` are not valid JSON"))?;
-    if body.code.as_deref() != Some("Success") {
-        return Err(format!(
-            "credentials for role `{role}` answered Code `{}`",
-            body.code.unwrap_or_default()
-        ));
-    }
-    match (
-        body.access_key_id,
-        body.access_key_secret,
-        body.security_token,
-    ) {
-        (Some(id), Some(secret), Some(token)) => Ok(Credentials {
-            access_key_id: id,
-            access_key_secret: Secret::new(secret),
-            security_token: Some(Secret::new(token)),
-            expiration: body
-                .expiration
-                .as_deref()
-                .and_then(|e| DateTime::parse_from_rfc3339(e).ok())
-                .map(|e| e.with_timezone(&Utc)),
-        }),
-        _ => Err(format!("credentials for role `{role}` are incomplete")),
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod credentials;
+mod ecs_role;
 pub mod endpoint;
 pub mod error;
 pub mod signing;

@@ -52,8 +52,17 @@ impl CronSchedule {
                 ));
             }
         };
-        let schedule = cron::Schedule::from_str(&expression)
-            .map_err(|e| format!("`{trimmed}` is not a valid cron expression: {e}"))?;
+        let schedule = cron::Schedule::from_str(&expression).map_err(|e| {
+            // The cron crate draws a caret under the expression; the reason is its last line.
+            let detail = e.to_string();
+            let reason = detail
+                .lines()
+                .last()
+                .unwrap_or("invalid")
+                .trim()
+                .to_string();
+            format!("`{trimmed}` is not a valid cron expression: {reason}")
+        })?;
         Ok(Self {
             source: trimmed.to_string(),
             kind: ScheduleKind::Cron(Box::new(schedule)),
@@ -87,7 +96,8 @@ mod tests {
             CronSchedule::parse("*/5 * * * *").unwrap().source,
             "*/5 * * * *"
         );
-        assert!(CronSchedule::parse("61 * * * * *").is_err());
+        let error = CronSchedule::parse("61 * * * * *").unwrap_err();
+        assert!(!error.contains('\n'), "one line: {error}");
         assert!(CronSchedule::parse("* *").unwrap_err().contains("got 2"));
         let every = CronSchedule::parse("@every 500ms").unwrap();
         let t = chrono::DateTime::parse_from_rfc3339("2026-11-30T10:00:00.200Z")

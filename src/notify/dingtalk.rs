@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -143,39 +142,24 @@ pub fn build_body(
     }
 }
 
-#[derive(Deserialize)]
-struct Answer {
-    errcode: Option<i64>,
-    errmsg: Option<String>,
-}
-
 /// Reads DingTalk's `{"errcode":…,"errmsg":…}`.
 pub fn check_answer(text: &str) -> Result<Delivered, SendError> {
-    let answer: Answer = serde_json::from_str(text)
-        .map_err(|_| SendError::retry(format!("unreadable DingTalk answer: {text}")))?;
-    let message = answer.errmsg.unwrap_or_default();
-    match answer.errcode {
-        Some(0) => Ok(Delivered {
+    let Some((code, message)) = http::errcode("DingTalk", text)? else {
+        return Ok(Delivered {
             answer: text.to_string(),
-        }),
-        Some(code @ (130101 | 410100)) => Err(SendError::Retryable {
-            reason: format!("DingTalk errcode {code}: {message}"),
-            retry_after: Some(Duration::from_secs(60)),
-        }),
-        Some(-1) => Err(SendError::retry(format!("DingTalk errcode -1: {message}"))),
-        Some(300001) if message.contains("frequency") || message.contains("too fast") => {
-            Err(SendError::Retryable {
-                reason: format!("DingTalk errcode 300001: {message}"),
-                retry_after: Some(Duration::from_secs(60)),
-            })
-        }
-        Some(code) => Err(SendError::Permanent(format!(
-            "DingTalk errcode {code}: {message}"
-        ))),
-        None => Err(SendError::retry(format!(
-            "DingTalk answer without errcode: {text}"
-        ))),
-    }
+        });
+    };
+    let reason = format!("DingTalk errcode {code}: {message}");
+    let too_fast = SendError::Retryable {
+        reason: reason.clone(),
+        retry_after: Some(Duration::from_secs(60)),
+    };
+    Err(match code {
+        130101 | 410100 => too_fast,
+        300001 if message.contains("frequency") || message.contains("too fast") => too_fast,
+        -1 => SendError::retry(reason),
+        _ => SendError::Permanent(reason),
+    })
 }
 
 #[cfg(test)]

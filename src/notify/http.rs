@@ -47,6 +47,28 @@ pub fn classify_status(status: u16, headers: &HeaderMap, body: &str) -> Result<(
     }
 }
 
+#[derive(serde::Deserialize)]
+struct ErrcodeAnswer {
+    errcode: Option<i64>,
+    errmsg: Option<String>,
+}
+
+/// Reads the `{"errcode":…,"errmsg":…}` DingTalk and WeCom answer with, even
+/// on HTTP 200: `Ok(None)` for errcode 0, `Ok(Some((code, message)))` for an
+/// error the caller classifies, and a retryable error for an answer that
+/// cannot be read.
+pub fn errcode(platform: &str, text: &str) -> Result<Option<(i64, String)>, SendError> {
+    let answer: ErrcodeAnswer = serde_json::from_str(text)
+        .map_err(|_| SendError::retry(format!("unreadable {platform} answer: {text}")))?;
+    match answer.errcode {
+        Some(0) => Ok(None),
+        Some(code) => Ok(Some((code, answer.errmsg.unwrap_or_default()))),
+        None => Err(SendError::retry(format!(
+            "{platform} answer without errcode: {text}"
+        ))),
+    }
+}
+
 /// A transport failure (refused, reset, timeout) is always worth retrying; its text never carries the URL.
 pub fn transport(error: reqwest::Error) -> SendError {
     let timeout = error.is_timeout();

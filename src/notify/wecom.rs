@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::render::{self, truncate_bytes};
@@ -117,32 +116,21 @@ pub fn build_mention(title: &str, users: &[String], mobiles: &[String]) -> Optio
     }))
 }
 
-#[derive(Deserialize)]
-struct Answer {
-    errcode: Option<i64>,
-    errmsg: Option<String>,
-}
-
 pub fn check_answer(text: &str) -> Result<Delivered, SendError> {
-    let answer: Answer = serde_json::from_str(text)
-        .map_err(|_| SendError::retry(format!("unreadable WeCom answer: {text}")))?;
-    let message = answer.errmsg.unwrap_or_default();
-    match answer.errcode {
-        Some(0) => Ok(Delivered {
+    let Some((code, message)) = http::errcode("WeCom", text)? else {
+        return Ok(Delivered {
             answer: text.to_string(),
-        }),
-        Some(45009) => Err(SendError::Retryable {
-            reason: format!("WeCom errcode 45009: {message}"),
+        });
+    };
+    let reason = format!("WeCom errcode {code}: {message}");
+    Err(match code {
+        45009 => SendError::Retryable {
+            reason,
             retry_after: Some(Duration::from_secs(60)),
-        }),
-        Some(-1) => Err(SendError::retry(format!("WeCom errcode -1: {message}"))),
-        Some(code) => Err(SendError::Permanent(format!(
-            "WeCom errcode {code}: {message}"
-        ))),
-        None => Err(SendError::retry(format!(
-            "WeCom answer without errcode: {text}"
-        ))),
-    }
+        },
+        -1 => SendError::retry(reason),
+        _ => SendError::Permanent(reason),
+    })
 }
 
 #[cfg(test)]

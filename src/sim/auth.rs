@@ -48,6 +48,19 @@ pub fn check_timestamp(value: &str, now: DateTime<Utc>) -> Result<(), SimError> 
     Ok(())
 }
 
+/// Alibaba's answer to a signature that does not match, with what the server signed.
+fn matches(expected: &str, given: &str, signed: &str) -> Result<(), SimError> {
+    if expected == given {
+        Ok(())
+    } else {
+        Err(SimError::new(
+            400,
+            "SignatureDoesNotMatch",
+            format!("Specified signature is not matched with our calculation. server {signed}"),
+        ))
+    }
+}
+
 /// Recomputes a V1 signature over every parameter but `Signature`.
 pub fn verify_v1(method: &str, params: &[(String, String)], secret: &str) -> Result<(), SimError> {
     let given = params
@@ -56,17 +69,11 @@ pub fn verify_v1(method: &str, params: &[(String, String)], secret: &str) -> Res
         .map(|(_, v)| v.as_str())
         .unwrap_or("");
     let string_to_sign = signing::v1_string_to_sign(method, params);
-    if signing::v1_signature(secret, &string_to_sign) == given {
-        Ok(())
-    } else {
-        Err(SimError::new(
-            400,
-            "SignatureDoesNotMatch",
-            format!(
-                "Specified signature is not matched with our calculation. server string to sign is:{string_to_sign}"
-            ),
-        ))
-    }
+    matches(
+        &signing::v1_signature(secret, &string_to_sign),
+        given,
+        &format!("string to sign is:{string_to_sign}"),
+    )
 }
 
 /// Recomputes a V3 signature from the headers the request says it signed.
@@ -118,18 +125,11 @@ pub fn verify_v3(
     }
     let (canonical, _) = signing::v3_canonical_request(method, query, &headers, body);
     let expected = signing::v3_signature(secret, &signing::v3_string_to_sign(&canonical));
-    if expected == authorization.signature {
-        Ok(())
-    } else {
-        Err(SimError::new(
-            400,
-            "SignatureDoesNotMatch",
-            format!(
-                "Specified signature is not matched with our calculation. server canonical request is:{}",
-                canonical.replace('\n', "\\n")
-            ),
-        ))
-    }
+    matches(
+        &expected,
+        &authorization.signature,
+        &format!("canonical request is:{}", canonical.replace('\n', "\\n")),
+    )
 }
 
 #[cfg(test)]

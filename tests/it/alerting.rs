@@ -2,16 +2,14 @@
 //! scenario's exact alert sequence, the seed response with the example
 //! config, restarts in the middle of an alert, and silences.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use dtswatch::config::{self, Config};
-use dtswatch::poll::{Alerting, Recorder};
 use dtswatch::sim::Simulator;
-use dtswatch::store::jobs::JobSource;
 use dtswatch::store::{Store, jobs};
 
-use crate::helpers::{client, config_with, demo_keys, isolated_env};
+use crate::helpers::{TestApp, TestConfig, isolated_env};
+
+const LIFECYCLE_JOB: &str = "dtsl1fecyc1e01";
 
 /// Lifecycle rules with `for` values sized for a poll every 30 s.
 const RULES: &str = r#"
@@ -78,30 +76,18 @@ async fn the_lifecycle_scenario_raises_exactly_these_alerts() {
     let sim = Simulator::with_scenario(dtswatch::sim::scenario::LIFECYCLE)
         .await
         .unwrap();
-    let config = config_with(&sim.endpoint(), &demo_keys(), RULES);
-    let client = client(&config, &isolated_env());
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("dtswatch.db")).await.unwrap();
-    let recorder = Recorder::new(store.clone());
-    let alerting = Alerting::from_config(&config);
-    let mut job = config.jobs[0].clone();
-    job.id = "dtsl1fecyc1e01".into();
+    let app = TestApp::new(
+        TestConfig::new(&sim.endpoint())
+            .job(LIFECYCLE_JOB)
+            .with(RULES),
+    )
+    .await;
     for poll in 0..24 {
-        let result = dtswatch::poll::fetch(&client, &job).await;
-        recorder
-            .record(
-                &job,
-                JobSource::Config,
-                at(poll),
-                Duration::from_millis(3),
-                &result,
-                &alerting,
-            )
-            .await
-            .unwrap();
+        app.poll_at(LIFECYCLE_JOB, at(poll)).await;
     }
+    let store = &app.store;
     assert_eq!(
-        events(&store, "dtsl1fecyc1e01").await,
+        events(store, LIFECYCLE_JOB).await,
         [
             // Full load stuck at 45 % from poll 4: stalled after 60 s, at poll 6 (shards too).
             "firing progress stalled st03full first_notification",
@@ -162,24 +148,9 @@ async fn the_seed_response_with_the_example_config() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/dtswatch.example.toml");
     let config: Config = config::load_with_env(&path, &env).unwrap_or_else(|e| panic!("{e}"));
     // Poll and evaluate as `once` does, without delivering: the example's channels are real services.
-    let store = Store::open(&config.storage.path).await.unwrap();
-    let recorder = Recorder::new(store.clone());
-    let client =
-        dtswatch::aliyun::AliyunClient::new(&config.accounts[0], &config.poll, &isolated_env())
-            .unwrap();
-    let job = &config.jobs[0];
-    let result = dtswatch::poll::fetch(&client, job).await;
-    recorder
-        .record(
-            job,
-            JobSource::Config,
-            Utc::now(),
-            Duration::ZERO,
-            &result,
-            &Alerting::from_config(&config),
-        )
-        .await
-        .unwrap();
+    let app = TestApp::open(config, dir, &isolated_env()).await;
+    app.poll("k2gm967v16f").await;
+    let store = &app.store;
     let mut conn = store.pool().acquire().await.unwrap();
     let row = jobs::find(&mut conn, "k2gm967v16f").await.unwrap().unwrap();
     let recorded =
@@ -221,50 +192,20 @@ async fn a_restart_in_the_middle_keeps_pending_and_firing_alerts() {
         .await
         .unwrap();
     let rules = RULES.replace("for = \"30s\"", "for = \"90s\"");
-    let config = config_with(&sim.endpoint(), &demo_keys(), &rules);
-    let client = client(&config, &isolated_env());
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("dtswatch.db");
-    let mut job = config.jobs[0].clone();
-    job.id = "dtsl1fecyc1e01".into();
+    let mut app = TestApp::new(
+        TestConfig::new(&sim.endpoint())
+            .job(LIFECYCLE_JOB)
+            .with(&rules),
+    )
+    .await;
     // Up to poll 16: the latency alert has been pending for 30 of its 90 s; the failure fired and resolved.
-    {
-        let store = Store::open(&path).await.unwrap();
-        let recorder = Recorder::new(store.clone());
-        let alerting = Alerting::from_config(&config);
-        for poll in 0..17 {
-            let result = dtswatch::poll::fetch(&client, &job).await;
-            recorder
-                .record(
-                    &job,
-                    JobSource::Config,
-                    at(poll),
-                    Duration::ZERO,
-                    &result,
-                    &alerting,
-                )
-                .await
-                .unwrap();
-        }
-        store.close().await;
+    for poll in 0..17 {
+        app.poll_at(LIFECYCLE_JOB, at(poll)).await;
     }
-    let store = Store::open(&path).await.unwrap();
-    let recorder = Recorder::new(store.clone());
-    let alerting = Alerting::from_config(&config);
+    app = app.restart().await;
     let mut fired_at = None;
     for poll in 17..20 {
-        let result = dtswatch::poll::fetch(&client, &job).await;
-        let report = recorder
-            .record(
-                &job,
-                JobSource::Config,
-                at(poll),
-                Duration::ZERO,
-                &result,
-                &alerting,
-            )
-            .await
-            .unwrap();
+        let (_, report) = app.poll_at(LIFECYCLE_JOB, at(poll)).await;
         if report
             .notices
             .iter()

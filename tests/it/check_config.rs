@@ -73,3 +73,49 @@ fn a_missing_file_is_a_config_error() {
     assert_eq!(code, 2);
     assert!(stderr.contains("cannot read config file"), "{stderr}");
 }
+
+/// The lines a bad-config fixture says `check-config` prints, after the file name.
+fn expected_lines(text: &str) -> Vec<String> {
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("# check-config reports exactly:"));
+    lines
+        .map_while(|l| l.strip_prefix("#   "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn each_bad_config_fixture_gets_exactly_its_message() {
+    let dir = fixture("config/bad");
+    let mut fixtures: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    fixtures.sort();
+    assert!(fixtures.len() >= 90, "{} fixtures", fixtures.len());
+    let mut messages = std::collections::BTreeSet::new();
+    for path in fixtures {
+        let expected = expected_lines(&std::fs::read_to_string(&path).unwrap());
+        assert!(!expected.is_empty(), "{}", path.display());
+        let output = Command::new(env!("CARGO_BIN_EXE_dtswatch"))
+            .args(["check-config", "-c"])
+            .arg(&path)
+            .env_remove("DTSWATCH_FIXTURE_UNSET")
+            .output()
+            .expect("dtswatch runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let file = path.display().to_string();
+        let mut want: String = expected.iter().map(|l| format!("{file}{l}\n")).collect();
+        want.push_str(&format!("{} problem(s) found\n", expected.len()));
+        assert_eq!(output.status.code(), Some(2), "{file}: {stderr}");
+        assert_eq!(stderr, want, "{file}");
+        // One fixture per distinct message.
+        for line in &expected {
+            let message = line.splitn(4, ':').last().unwrap_or(line).to_string();
+            assert!(
+                messages.insert(message),
+                "{file}: a second fixture for {line}"
+            );
+        }
+    }
+}

@@ -2,62 +2,24 @@
 //! simulator and a database in a temp dir.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use dtswatch::sim::Simulator;
 
-fn dtswatch(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dtswatch"))
-        .args(args)
-        .arg("-c")
-        .arg(config)
-        .env("DTSWATCH_LOG", "warn")
-        .output()
-        .expect("dtswatch runs")
-}
+use crate::helpers::{CliOutput, TestConfig, run_cli};
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+fn dtswatch(config: &Path, args: &[&str]) -> CliOutput {
+    run_cli(config, args)
 }
 
 /// A config file for the simulator's lifecycle jobs plus one job DTS does not know.
 fn write_config(dir: &Path, endpoint: &str) -> std::path::PathBuf {
-    let path = dir.join("dtswatch.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-[storage]
-path = "{db}"
-
-[poll]
-attempts = 1
-
-[[accounts]]
-name = "sim"
-access_key_id = "dtswatch-demo"
-access_key_secret = "dtswatch-demo-secret"
-endpoint = "{endpoint}"
-
-[[jobs]]
-id = "dtsl1fecyc1e01"
-region = "cn-hangzhou"
-name = "orders"
-
-[[jobs]]
-id = "k2gm967v16f"
-region = "cn-hangzhou"
-name = "seed"
-
-[[jobs]]
-id = "dtsmissing"
-region = "cn-hangzhou"
-"#,
-            db = dir.join("dtswatch.db").display()
-        ),
-    )
-    .unwrap();
-    path
+    TestConfig::new(endpoint)
+        .db(&dir.join("dtswatch.db"))
+        .set("poll", "attempts", "1")
+        .named_job("dtsl1fecyc1e01", "orders")
+        .named_job("k2gm967v16f", "seed")
+        .job("dtsmissing")
+        .write(dir)
 }
 
 #[tokio::test]
@@ -75,20 +37,22 @@ async fn once_then_status_and_history() {
         .await
         .unwrap();
         assert_eq!(
-            out.status.code(),
+            Some(out.code),
             Some(1),
             "one job fails, so once exits 1: {}",
-            text(&out.stderr)
+            out.stderr
         );
         assert!(
-            text(&out.stderr).contains("dtsmissing (dtsmissing): poll failed: InvalidJobId"),
+            out.stderr
+                .contains("dtsmissing (dtsmissing): poll failed: InvalidJobId"),
             "{}",
-            text(&out.stderr)
+            out.stderr
         );
         assert!(
-            text(&out.stdout).contains("fullcheck find different records : 2372"),
+            out.stdout
+                .contains("fullcheck find different records : 2372"),
             "{}",
-            text(&out.stdout)
+            out.stdout
         );
     }
     let status = tokio::task::spawn_blocking({
@@ -97,8 +61,8 @@ async fn once_then_status_and_history() {
     })
     .await
     .unwrap();
-    assert_eq!(status.status.code(), Some(0), "{}", text(&status.stderr));
-    let stdout = text(&status.stdout);
+    assert_eq!(Some(status.code), Some(0), "{}", status.stderr.clone());
+    let stdout = status.stdout.clone();
     assert!(stdout.contains("client (InvalidJobId)"), "{stdout}");
     assert!(stdout.contains("○ Finished"), "{stdout}");
     assert!(
@@ -117,9 +81,9 @@ async fn once_then_status_and_history() {
     })
     .await
     .unwrap();
-    assert_eq!(history.status.code(), Some(0), "{}", text(&history.stderr));
+    assert_eq!(Some(history.code), Some(0), "{}", history.stderr.clone());
     let entries: serde_json::Value =
-        serde_json::from_slice(&history.stdout).expect("history JSON parses");
+        serde_json::from_str(&history.stdout).expect("history JSON parses");
     let texts: Vec<&str> = entries
         .as_array()
         .unwrap()
@@ -145,7 +109,7 @@ async fn once_then_status_and_history() {
     })
     .await
     .unwrap();
-    let stdout = text(&failing.stdout);
+    let stdout = failing.stdout.clone();
     assert_eq!(
         stdout
             .matches("poll failed after 1 attempt(s): InvalidJobId")
@@ -157,6 +121,6 @@ async fn once_then_status_and_history() {
     let unknown = tokio::task::spawn_blocking(move || dtswatch(&config, &["history", "nope"]))
         .await
         .unwrap();
-    assert_eq!(unknown.status.code(), Some(1));
-    assert!(text(&unknown.stderr).contains("no job `nope`"));
+    assert_eq!(Some(unknown.code), Some(1));
+    assert!(unknown.stderr.clone().contains("no job `nope`"));
 }

@@ -9,7 +9,7 @@ use dtswatch::dts::api::{self, ListJobStepRequest};
 use dtswatch::sim::metadata::MetadataServer;
 use dtswatch::sim::{Fault, SimJob, SimOptions, SimStep, Simulator};
 
-use crate::helpers::{client, config_with, demo_keys, isolated_env};
+use crate::helpers::{TestConfig, client, isolated_env};
 
 const SEED_JOB: &str = "k2gm967v16f";
 
@@ -22,6 +22,11 @@ fn request() -> ListJobStepRequest<'static> {
     }
 }
 
+/// The demo account on `sim`, watching the seed job.
+fn seed_config(sim: &Simulator) -> TestConfig {
+    TestConfig::new(&sim.endpoint()).job(SEED_JOB)
+}
+
 async fn seed_simulator() -> Simulator {
     Simulator::with_scenario(dtswatch::sim::scenario::LIFECYCLE)
         .await
@@ -31,7 +36,7 @@ async fn seed_simulator() -> Simulator {
 #[tokio::test]
 async fn a_correct_v1_poll_succeeds_and_reads_the_seed() {
     let sim = seed_simulator().await;
-    let config = config_with(&sim.endpoint(), &demo_keys(), "");
+    let config = seed_config(&sim).build();
     let fetched = api::list_job_step(&client(&config, &isolated_env()), &request())
         .await
         .expect("poll succeeds");
@@ -58,11 +63,7 @@ async fn a_correct_v1_poll_succeeds_and_reads_the_seed() {
 #[tokio::test]
 async fn a_correct_v3_poll_succeeds() {
     let sim = seed_simulator().await;
-    let config = config_with(
-        &sim.endpoint(),
-        &format!("{}\nsignature = \"v3\"", demo_keys()),
-        "",
-    );
+    let config = seed_config(&sim).account_line("signature = \"v3\"").build();
     let fetched = api::list_job_step(&client(&config, &isolated_env()), &request())
         .await
         .expect("poll succeeds");
@@ -75,11 +76,9 @@ async fn a_wrong_secret_is_an_auth_error_without_retries() {
     let sim = seed_simulator().await;
     let keys = "access_key_id = \"dtswatch-demo\"\naccess_key_secret = \"not-the-secret\"";
     for signature in ["v1", "v3"] {
-        let config = config_with(
-            &sim.endpoint(),
-            &format!("{keys}\nsignature = \"{signature}\""),
-            "",
-        );
+        let config = seed_config(&sim)
+            .keys(&format!("{keys}\nsignature = \"{signature}\""))
+            .build();
         let failure = api::list_job_step(&client(&config, &isolated_env()), &request())
             .await
             .unwrap_err();
@@ -94,11 +93,9 @@ async fn a_wrong_secret_is_an_auth_error_without_retries() {
 #[tokio::test]
 async fn an_unknown_access_key_is_an_auth_error() {
     let sim = seed_simulator().await;
-    let config = config_with(
-        &sim.endpoint(),
-        "access_key_id = \"nobody\"\naccess_key_secret = \"x\"",
-        "",
-    );
+    let config = seed_config(&sim)
+        .keys("access_key_id = \"nobody\"\naccess_key_secret = \"x\"")
+        .build();
     let failure = api::list_job_step(&client(&config, &isolated_env()), &request())
         .await
         .unwrap_err();
@@ -111,7 +108,7 @@ async fn an_unknown_access_key_is_an_auth_error() {
 async fn throttling_twice_then_success_backs_off_and_succeeds() {
     let sim = seed_simulator().await;
     sim.inject(None, Fault::Throttling, 2);
-    let config = config_with(&sim.endpoint(), &demo_keys(), "");
+    let config = seed_config(&sim).build();
     let fetched = api::list_job_step(&client(&config, &isolated_env()), &request())
         .await
         .expect("third try succeeds");
@@ -127,7 +124,7 @@ async fn server_errors_and_timeouts_are_retried() {
     sim.inject(None, Fault::ServiceUnavailable, 1);
     sim.inject(None, Fault::BadGateway, 1);
     sim.inject(None, Fault::Slow(std::time::Duration::from_secs(5)), 1);
-    let config = config_with(&sim.endpoint(), &format!("{}\n", demo_keys()), "");
+    let config = seed_config(&sim).build();
     let client = client(&config, &isolated_env());
     let fetched = api::list_job_step(&client, &request())
         .await
@@ -142,7 +139,7 @@ async fn server_errors_and_timeouts_are_retried() {
 async fn retries_stop_after_the_configured_attempts() {
     let sim = seed_simulator().await;
     sim.inject(None, Fault::InternalError, 10);
-    let config = config_with(&sim.endpoint(), &demo_keys(), "");
+    let config = seed_config(&sim).build();
     let failure = api::list_job_step(&client(&config, &isolated_env()), &request())
         .await
         .unwrap_err();
@@ -155,7 +152,7 @@ async fn retries_stop_after_the_configured_attempts() {
 async fn a_malformed_body_is_a_clear_parse_error_and_the_next_poll_works() {
     let sim = seed_simulator().await;
     sim.inject(None, Fault::Malformed, 1);
-    let config = config_with(&sim.endpoint(), &demo_keys(), "");
+    let config = seed_config(&sim).build();
     let client = client(&config, &isolated_env());
     let failure = api::list_job_step(&client, &request()).await.unwrap_err();
     assert_eq!(failure.error.class(), ErrorClass::Malformed);
@@ -176,7 +173,7 @@ async fn a_malformed_body_is_a_clear_parse_error_and_the_next_poll_works() {
 #[tokio::test]
 async fn success_false_in_a_200_is_an_api_error() {
     let sim = seed_simulator().await;
-    let config = config_with(&sim.endpoint(), &demo_keys(), "");
+    let config = seed_config(&sim).build();
     let client = client(&config, &isolated_env());
     let failure = api::list_job_step(
         &client,
@@ -204,7 +201,7 @@ async fn success_false_in_a_200_is_an_api_error() {
 async fn clock_skew_is_retried_once_then_reported() {
     let sim = seed_simulator().await;
     sim.set_clock_offset(chrono::Duration::minutes(20));
-    let config = config_with(&sim.endpoint(), &demo_keys(), "");
+    let config = seed_config(&sim).build();
     let failure = api::list_job_step(&client(&config, &isolated_env()), &request())
         .await
         .unwrap_err();
@@ -219,11 +216,9 @@ async fn sts_credentials_come_from_the_metadata_service_and_are_refreshed() {
     let metadata = MetadataServer::start(&sim, "dtswatch-role", chrono::Duration::minutes(10))
         .await
         .unwrap();
-    let config = config_with(
-        &sim.endpoint(),
-        &format!("metadata_url = \"{}\"", metadata.url()),
-        "",
-    );
+    let config = seed_config(&sim)
+        .keys(&format!("metadata_url = \"{}\"", metadata.url()))
+        .build();
     let client = client(&config, &isolated_env());
     api::list_job_step(&client, &request())
         .await
@@ -250,11 +245,12 @@ async fn an_expired_token_is_refreshed_and_the_call_retried_once() {
     let metadata = MetadataServer::start(&sim, "dtswatch-role", chrono::Duration::hours(1))
         .await
         .unwrap();
-    let config = config_with(
-        &sim.endpoint(),
-        &format!("metadata_url = \"{}\"\nsignature = \"v3\"", metadata.url()),
-        "",
-    );
+    let config = seed_config(&sim)
+        .keys(&format!(
+            "metadata_url = \"{}\"\nsignature = \"v3\"",
+            metadata.url()
+        ))
+        .build();
     let client = client(&config, &isolated_env());
     api::list_job_step(&client, &request())
         .await
@@ -282,7 +278,7 @@ async fn static_sts_tokens_are_sent_and_signed() {
         let keys = format!(
             "access_key_id = \"STS.static\"\naccess_key_secret = \"static-secret\"\nsecurity_token = \"CAIS+token/with=special&chars\"\nsignature = \"{signature}\""
         );
-        let config = config_with(&sim.endpoint(), &keys, "");
+        let config = seed_config(&sim).keys(&keys).build();
         api::list_job_step(&client(&config, &isolated_env()), &request())
             .await
             .expect(signature);
@@ -292,11 +288,7 @@ async fn static_sts_tokens_are_sent_and_signed() {
 #[tokio::test]
 async fn the_account_rate_limit_spaces_requests_out() {
     let sim = seed_simulator().await;
-    let config = config_with(
-        &sim.endpoint(),
-        &format!("{}\nmax_rps = 4", demo_keys()),
-        "",
-    );
+    let config = seed_config(&sim).account_line("max_rps = 4").build();
     let client = std::sync::Arc::new(client(&config, &isolated_env()));
     let mut calls = tokio::task::JoinSet::new();
     for _ in 0..8 {
@@ -339,7 +331,7 @@ async fn discovery_walks_every_page_of_one_job_type() {
     })
     .await
     .unwrap();
-    let config = config_with(&sim.endpoint(), &demo_keys(), "");
+    let config = seed_config(&sim).build();
     let client = client(&config, &isolated_env());
     let found = api::describe_all(&client, "cn-shanghai", JobType::Sync, None)
         .await

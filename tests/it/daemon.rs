@@ -4,13 +4,15 @@
 //! what happened, not how fast.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use dtswatch::sim::{Fault, SimJob, SimOptions, SimStep, Simulator};
 use dtswatch::store::Store;
 
-use crate::helpers::{Running, config_text, eventually, parse_prometheus, polls_of};
+use crate::helpers::{
+    DaemonProcess, Running, daemon_config, eventually, parse_prometheus, polls_of,
+};
 use crate::peers;
 
 fn running(id: &str) -> SimJob {
@@ -60,12 +62,14 @@ async fn jobs_are_polled_on_schedule_and_metrics_count_what_happened() {
         webhook.url(),
         webhook.secret
     );
-    let daemon = Running::start(config_text(
-        dir.path(),
-        &sim.endpoint(),
-        &["dtsjob1", "dtsjob2", "dtsjob3"],
-        &extra,
-    ))
+    let daemon = Running::start(
+        &daemon_config(
+            dir.path(),
+            &sim.endpoint(),
+            &["dtsjob1", "dtsjob2", "dtsjob3"],
+        )
+        .with(&extra),
+    )
     .await;
     eventually("five polls of every job", async || {
         ["dtsjob1", "dtsjob2", "dtsjob3"]
@@ -141,11 +145,10 @@ async fn a_slow_job_never_overlaps_itself_and_the_skips_are_counted() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Running::start(config_text(
+    let daemon = Running::start(&daemon_config(
         dir.path(),
         &sim.endpoint(),
         &["dtsslow", "dtsfast"],
-        "",
     ))
     .await;
     eventually("four slow polls", async || {
@@ -178,7 +181,7 @@ async fn healthz_turns_503_when_dts_stops_answering_and_recovers() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Running::start(config_text(dir.path(), &sim.endpoint(), &["dtsjob1"], "")).await;
+    let daemon = Running::start(&daemon_config(dir.path(), &sim.endpoint(), &["dtsjob1"])).await;
     eventually("a first poll", async || {
         (!polls_of(&sim, "dtsjob1").is_empty()).then_some(())
     })
@@ -225,7 +228,7 @@ async fn discovery_adds_jobs_and_retires_the_ones_no_longer_listed() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let extra = "[[discover]]\nregions = [\"cn-hangzhou\"]\ntags = { team = \"orders\" }\nrefresh = \"500ms\"\n\n[channels.c]\ntype = \"console\"\n\n[[rules]]\nname = \"step failed\"\nkind = \"failed\"\nchannels = [\"c\"]";
-    let daemon = Running::start(config_text(dir.path(), &sim.endpoint(), &[], extra)).await;
+    let daemon = Running::start(&daemon_config(dir.path(), &sim.endpoint(), &[]).with(extra)).await;
     eventually("both orders jobs polled", async || {
         (!polls_of(&sim, "dtsgone").is_empty() && !polls_of(&sim, "dtsstays").is_empty())
             .then_some(())
@@ -283,13 +286,9 @@ async fn the_watchdog_speaks_up_when_no_poll_succeeds() {
         webhook.url(),
         webhook.secret
     );
-    let daemon = Running::start(config_text(
-        dir.path(),
-        &sim.endpoint(),
-        &["dtsjob1"],
-        &extra,
-    ))
-    .await;
+    let daemon =
+        Running::start(&daemon_config(dir.path(), &sim.endpoint(), &["dtsjob1"]).with(&extra))
+            .await;
     let firing = eventually("the watchdog alert", async || {
         webhook.accepted().first().map(|r| r.json())
     })
@@ -323,14 +322,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn signal(child: &std::process::Child, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 #[tokio::test]
 async fn sighup_reloads_a_good_config_keeps_the_old_one_on_errors_and_sigterm_drains() {
     let sim = Simulator::start(SimOptions {
@@ -341,18 +332,16 @@ async fn sighup_reloads_a_good_config_keeps_the_old_one_on_errors_and_sigterm_dr
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let good = config_text(dir.path(), &sim.endpoint(), &["dtsjob1"], "")
-        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
-    let path = dir.path().join("dtswatch.toml");
-    std::fs::write(&path, &good).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dtswatch"))
-        .args(["run", "-c"])
-        .arg(&path)
-        .env("DTSWATCH_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let config = daemon_config(dir.path(), &sim.endpoint(), &["dtsjob1"]).set(
+        "server",
+        "listen",
+        &format!("\"127.0.0.1:{port}\""),
+    );
+    let good = config.text();
+    let path = config.write(dir.path());
+    let log_path = dir.path().join("daemon.log");
+    let mut daemon =
+        DaemonProcess::start_logging_at(&path, "info", std::fs::File::create(&log_path).unwrap());
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
     let scrape = async || -> Option<BTreeMap<String, f64>> {
         let response = reqwest::get(&metrics_url).await.ok()?;
@@ -371,7 +360,7 @@ async fn sighup_reloads_a_good_config_keeps_the_old_one_on_errors_and_sigterm_dr
         ),
     )
     .unwrap();
-    signal(&child, "HUP");
+    daemon.signal("HUP");
     eventually("the rejected reload counted", async || {
         scrape()
             .await
@@ -393,21 +382,17 @@ async fn sighup_reloads_a_good_config_keeps_the_old_one_on_errors_and_sigterm_dr
         ),
     )
     .unwrap();
-    signal(&child, "HUP");
+    daemon.signal("HUP");
     eventually("dtsjob2 polled after the reload", async || {
         (!polls_of(&sim, "dtsjob2").is_empty()).then_some(())
     })
     .await;
-    signal(&child, "TERM");
-    let status = tokio::task::spawn_blocking(move || {
-        let status = child.wait().unwrap();
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-        (status, stderr)
-    })
-    .await
-    .unwrap();
-    assert_eq!(status.0.code(), Some(0), "{}", status.1);
+    let code = tokio::task::spawn_blocking(move || daemon.terminate())
+        .await
+        .unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let status = (code, log);
+    assert_eq!(status.0, Some(0), "{}", status.1);
     assert!(
         status
             .1

@@ -6,53 +6,32 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dtswatch::aliyun::ApiFailure;
-use dtswatch::config::Config;
 use dtswatch::dts::JobSnapshot;
 use dtswatch::dts::api::{self, Fetched};
 use dtswatch::notify::outbox::{Deliverer, Outcome};
-use dtswatch::poll::{Alerting, Recorder};
 use dtswatch::sim::scenario;
-use dtswatch::store::Store;
-use dtswatch::store::jobs::JobSource;
 
-use crate::helpers::parse_config;
+use crate::helpers::{TestApp, TestConfig};
 use crate::peers;
-use crate::store::job;
 
 /// A config with the given channels and one `failed` rule sending to all of them.
-fn config(channels: &str, rule_channels: &[&str], extra: &str) -> Config {
+fn config(channels: &str, rule_channels: &[&str], extra: &str) -> TestConfig {
     let list = rule_channels
         .iter()
         .map(|c| format!("\"{c}\""))
         .collect::<Vec<_>>()
         .join(", ");
-    parse_config(&format!(
-        r#"
-[delivery]
-backoff = "50ms"
-max_backoff = "200ms"
-max_age = "1h"
-drain_timeout = "10s"
-
-[[accounts]]
-name = "test"
-access_key_id = "x"
-access_key_secret = "y"
-
-[[jobs]]
-id = "placeholder"
-region = "cn-hangzhou"
-
-{channels}
-
-[[rules]]
-name = "step failed"
-kind = "failed"
-channels = [{list}]
-
-{extra}
-"#
-    ))
+    TestConfig::offline()
+        .set("delivery", "backoff", "\"50ms\"")
+        .set("delivery", "max_backoff", "\"200ms\"")
+        .set("delivery", "max_age", "\"1h\"")
+        .set("delivery", "drain_timeout", "\"10s\"")
+        .job("placeholder")
+        .with(channels)
+        .with(&format!(
+            "[[rules]]\nname = \"step failed\"\nkind = \"failed\"\nchannels = [{list}]"
+        ))
+        .with(extra)
 }
 
 fn snapshot(state: &str, err: Option<&str>) -> JobSnapshot {
@@ -80,26 +59,14 @@ fn fetched(snapshot: JobSnapshot) -> Result<Fetched, ApiFailure> {
     })
 }
 
+/// A `TestApp` with the steps these tests take.
 struct Setup {
-    _dir: tempfile::TempDir,
-    path: std::path::PathBuf,
-    store: Store,
-    recorder: Recorder,
-    alerting: Alerting,
-    config: Config,
+    app: TestApp,
 }
 
-async fn setup(config: Config) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("dtswatch.db");
-    let store = Store::open(&path).await.unwrap();
+async fn setup(config: TestConfig) -> Setup {
     Setup {
-        recorder: Recorder::new(store.clone()),
-        alerting: Alerting::from_config(&config),
-        store,
-        path,
-        config,
-        _dir: dir,
+        app: TestApp::new(config).await,
     }
 }
 
@@ -108,17 +75,9 @@ impl Setup {
     async fn poll(&self, job_id: &str, state: &str, at: DateTime<Utc>) {
         let err =
             (state == "Failed").then_some("DTS-1020042 Duplicate entry '1842' for key 'PRIMARY'");
-        self.recorder
-            .record(
-                &job(job_id),
-                JobSource::Config,
-                at,
-                Duration::ZERO,
-                &fetched(snapshot(state, err)),
-                &self.alerting,
-            )
-            .await
-            .unwrap();
+        self.app
+            .record(job_id, at, &fetched(snapshot(state, err)))
+            .await;
     }
 
     /// `n` different jobs failing now: one outbox row per job and channel.
@@ -129,21 +88,21 @@ impl Setup {
         }
     }
 
-    fn deliverer(&self) -> Deliverer {
-        Deliverer::new(self.store.clone(), &self.config).unwrap()
+    fn deliverer(&self) -> &Deliverer {
+        &self.app.deliverer
     }
 
     async fn statuses(&self) -> Vec<(String, String, i64, Option<String>)> {
         sqlx::query_as("SELECT channel, status, attempts, last_error FROM outbox ORDER BY id")
-            .fetch_all(self.store.pool())
+            .fetch_all(self.app.store.pool())
             .await
             .unwrap()
     }
 
     /// The whole database file, to look for secrets in it.
     async fn bytes(&self) -> Vec<u8> {
-        self.store.vacuum().await.unwrap();
-        std::fs::read(&self.path).unwrap()
+        self.app.store.vacuum().await.unwrap();
+        std::fs::read(&self.app.config.storage.path).unwrap()
     }
 }
 
@@ -151,13 +110,6 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
-}
-
-async fn drain(deliverer: &Deliverer) -> i64 {
-    deliverer
-        .drain(tokio::time::Instant::now() + Duration::from_secs(10))
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -170,7 +122,7 @@ async fn dingtalk_gets_a_signed_markdown_message_and_no_secret_is_stored() {
     );
     let setup = setup(config(&channels, &["oncall"], "")).await;
     setup.failures(1).await;
-    assert_eq!(drain(&setup.deliverer()).await, 0);
+    assert_eq!(setup.app.drain_outbox().await, 0);
     let accepted = fake.accepted();
     assert_eq!(accepted.len(), 1, "{:?}", fake.answers());
     let body = accepted[0].json();
@@ -361,7 +313,7 @@ async fn slack_429_retry_after_is_honoured() {
         Outcome::NotDue(due) => assert_eq!(due.timestamp_millis(), at.timestamp_millis()),
         other => panic!("expected NotDue, got {other:?}"),
     }
-    assert_eq!(drain(&deliverer).await, 0);
+    assert_eq!(setup.app.drain_outbox().await, 0);
     let log = fake.log.lock().unwrap().clone();
     assert_eq!(
         log.iter().map(|r| r.answer.as_str()).collect::<Vec<_>>(),
@@ -465,7 +417,7 @@ async fn webhooks_are_signed_carry_custom_headers_and_retry_5xx() {
     );
     let setup = setup(config(&channels, &["hook"], "")).await;
     setup.failures(1).await;
-    assert_eq!(drain(&setup.deliverer()).await, 0);
+    assert_eq!(setup.app.drain_outbox().await, 0);
     let accepted = fake.accepted();
     assert_eq!(accepted.len(), 1);
     assert_eq!(accepted[0].headers["x-team"], "dba");
@@ -488,7 +440,7 @@ async fn email_over_starttls_with_auth_and_a_private_ca() {
     );
     let setup = setup(config(&channels, &["dba"], "")).await;
     setup.failures(1).await;
-    assert_eq!(drain(&setup.deliverer()).await, 0);
+    assert_eq!(setup.app.drain_outbox().await, 0);
     let mails = smtp.received();
     assert_eq!(mails.len(), 1);
     let mail = &mails[0];
@@ -524,7 +476,7 @@ async fn email_to_a_loopback_relay_without_tls() {
     );
     let setup = setup(config(&channels, &["dba"], "")).await;
     setup.failures(1).await;
-    let pending = drain(&setup.deliverer()).await;
+    let pending = setup.app.drain_outbox().await;
     assert_eq!(pending, 0, "{:?}", setup.statuses().await);
     assert_eq!(smtp.received().len(), 1, "{:?}", setup.statuses().await);
     assert!(smtp.received()[0].data.contains("step failed"));
@@ -576,7 +528,7 @@ async fn a_peer_down_then_up_gets_every_notification_once_and_in_order() {
         "no URL in the error"
     );
     fake.server.up().await;
-    assert_eq!(drain(&deliverer).await, 0);
+    assert_eq!(setup.app.drain_outbox().await, 0);
     let statuses: Vec<String> = fake
         .accepted()
         .iter()
@@ -606,7 +558,7 @@ async fn a_misconfigured_channel_does_not_block_the_others() {
     );
     let setup = setup(config(&channels, &["broken", "team"], "")).await;
     setup.failures(3).await;
-    assert_eq!(drain(&setup.deliverer()).await, 0);
+    assert_eq!(setup.app.drain_outbox().await, 0);
     let told: String = slack.accepted().iter().map(|r| r.body.clone()).collect();
     for job in ["dtsfail000", "dtsfail001", "dtsfail002"] {
         assert!(told.contains(job), "{job} reached Slack: {told}");
@@ -628,12 +580,13 @@ async fn a_misconfigured_channel_does_not_block_the_others() {
             .filter(|s| s.0 == "team")
             .all(|s| s.1 == "delivered")
     );
-    let status = dtswatch::cli::status::report(&setup.store).await.unwrap();
+    let status = dtswatch::cli::status::report(&setup.app.store)
+        .await
+        .unwrap();
     assert!(
         status.contains("broken") && status.contains("300005"),
         "{status}"
     );
-    drop(setup.store);
 }
 
 #[tokio::test]

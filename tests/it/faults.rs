@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use dtswatch::sim::{Fault, Frame, SimJob, SimOptions, SimStep, Simulator};
 use dtswatch::store::Store;
 
-use crate::helpers::{DaemonProcess, Running, config_text, eventually};
+use crate::helpers::{DaemonProcess, Running, daemon_config, eventually};
 use crate::peers;
 
 fn step(state: &str, progress: i64) -> SimStep {
@@ -116,7 +116,7 @@ async fn poll_outcomes(db: &Path, job: &str) -> Vec<(String, Option<String>)> {
 async fn storm(
     faults: &[(Fault, u32)],
     failed_polls: usize,
-    extra_poll: &str,
+    poll_timeout: &str,
 ) -> BTreeMap<String, f64> {
     let (sim, _) = serve(vec![progressing("dtsstorm")]).await;
     let webhook = peers::webhook::Webhook::start().await;
@@ -127,10 +127,11 @@ async fn storm(
         webhook.secret,
         every_rule("hook")
     );
-    let text = config_text(dir.path(), &sim.endpoint(), &["dtsstorm"], &extra)
-        .replace("timeout = \"5s\"", extra_poll);
+    let config = daemon_config(dir.path(), &sim.endpoint(), &["dtsstorm"])
+        .with(&extra)
+        .set("poll", "timeout", poll_timeout);
     // Two polls before the storm: the job has a baseline.
-    let daemon = Running::start(text).await;
+    let daemon = Running::start(&config).await;
     let db = dir.path().join("dtswatch.db");
     eventually("two good polls", async || {
         (poll_outcomes(&db, "dtsstorm").await.len() >= 2).then_some(())
@@ -189,7 +190,7 @@ async fn storm(
 #[tokio::test]
 async fn a_throttling_storm_of_60_polls_raises_no_alert_and_shows_in_the_metrics() {
     // attempts = 2: every poll of the storm is two throttled requests.
-    let metrics = storm(&[(Fault::Throttling, 120)], 60, "timeout = \"5s\"").await;
+    let metrics = storm(&[(Fault::Throttling, 120)], 60, "\"5s\"").await;
     assert_eq!(metrics["dtswatch_polls_total{outcome=\"throttled\"}"], 60.0);
     assert_eq!(
         metrics["dtswatch_api_retries_total{code=\"Throttling.User\"}"], 60.0,
@@ -214,7 +215,7 @@ async fn server_errors_and_timeouts_raise_no_alert_and_show_in_the_metrics() {
             (Fault::Slow(Duration::from_millis(1500)), 20),
         ],
         25,
-        "timeout = \"300ms\"",
+        "\"300ms\"",
     )
     .await;
     assert_eq!(metrics["dtswatch_polls_total{outcome=\"server\"}"], 15.0);
@@ -268,12 +269,6 @@ fn alerts_received(webhook: &peers::webhook::Webhook) -> Vec<(String, String, St
         .collect()
 }
 
-fn write_config(dir: &Path, text: &str) -> PathBuf {
-    let path = dir.join("dtswatch.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[tokio::test]
 async fn sigkill_at_random_points_over_20_restarts_loses_no_alert_and_repeats_at_most_one_per_kill()
 {
@@ -296,9 +291,10 @@ async fn sigkill_at_random_points_over_20_restarts_loses_no_alert_and_repeats_at
     let dir = tempfile::tempdir().unwrap();
     let extra = failed_to_webhook(&webhook);
     let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let text = config_text(dir.path(), &sim.endpoint(), &id_refs, &extra)
-        .replace("listen = \"127.0.0.1:0\"", "listen = \"off\"");
-    let config = write_config(dir.path(), &text);
+    let config = daemon_config(dir.path(), &sim.endpoint(), &id_refs)
+        .with(&extra)
+        .set("server", "listen", "\"off\"")
+        .write(dir.path());
     let seed = std::env::var("DTSWATCH_FAULT_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -390,9 +386,10 @@ async fn dingtalk_down_then_up_gets_everything_within_its_rate_limit() {
     );
     let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     // Twenty jobs every 200 ms is more than the default `max_rps` allows.
-    let text = config_text(dir.path(), &sim.endpoint(), &id_refs, &extra)
-        .replace("[poll]\n", "[poll]\nmax_rps = 1000\n");
-    let daemon = Running::start(text).await;
+    let config = daemon_config(dir.path(), &sim.endpoint(), &id_refs)
+        .with(&extra)
+        .set("poll", "max_rps", "1000");
+    let daemon = Running::start(&config).await;
     let db = dir.path().join("dtswatch.db");
     eventually("a failure queued while the robot is down", async || {
         let store = Store::open(&db).await.unwrap();
@@ -456,9 +453,10 @@ async fn another_process_holding_the_write_lock_for_seconds_loses_nothing() {
     let webhook = peers::webhook::Webhook::start().await;
     let dir = tempfile::tempdir().unwrap();
     let extra = failed_to_webhook(&webhook);
-    let text = config_text(dir.path(), &sim.endpoint(), &["dtslocked"], &extra)
-        .replace("listen = \"127.0.0.1:0\"", "listen = \"off\"");
-    let config = write_config(dir.path(), &text);
+    let config = daemon_config(dir.path(), &sim.endpoint(), &["dtslocked"])
+        .with(&extra)
+        .set("server", "listen", "\"off\"")
+        .write(dir.path());
     let log_path = dir.path().join("daemon.log");
     let mut daemon =
         DaemonProcess::start_logging(&config, std::fs::File::create(&log_path).unwrap());
@@ -546,8 +544,7 @@ async fn a_full_disk_is_reported_clearly_and_polling_resumes_once_there_is_room(
         return;
     };
     let (sim, _) = serve(vec![progressing("dtsfull")]).await;
-    let text = config_text(&disk.0, &sim.endpoint(), &["dtsfull"], "");
-    let daemon = Running::start(text).await;
+    let daemon = Running::start(&daemon_config(&disk.0, &sim.endpoint(), &["dtsfull"])).await;
     let db = disk.0.join("dtswatch.db");
     eventually("three polls recorded", async || {
         (poll_outcomes(&db, "dtsfull").await.len() >= 3).then_some(())

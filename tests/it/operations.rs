@@ -2,71 +2,33 @@
 //! `outbox`, and a daemon killed with SIGKILL while notifications wait.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use dtswatch::sim::Simulator;
 use dtswatch::store::Store;
 
-use crate::helpers::{DaemonProcess as Daemon, fixture};
+use crate::helpers::{DaemonProcess as Daemon, TestConfig, fixture, run_cli};
 use crate::peers;
 
 fn cli(config: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dtswatch"))
-        .args(args)
-        .arg("-c")
-        .arg(config)
-        .env("DTSWATCH_LOG", "error")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = run_cli(config, args);
+    (out.code, out.stdout, out.stderr)
 }
 
-fn write(dir: &Path, text: &str) -> PathBuf {
-    let path = dir.join("dtswatch.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn base(dir: &Path, endpoint: &str, channels: &str, rules: &str) -> String {
-    format!(
-        r#"
-[storage]
-path = "{db}"
-
-[poll]
-schedule = "* * * * * *"
-jitter = "0s"
-attempts = 1
-
-[server]
-listen = "off"
-
-[delivery]
-backoff = "50ms"
-max_backoff = "200ms"
-drain_timeout = "5s"
-
-[[accounts]]
-name = "sim"
-access_key_id = "dtswatch-demo"
-access_key_secret = "dtswatch-demo-secret"
-endpoint = "{endpoint}"
-
-[[jobs]]
-id = "dtsflapping"
-region = "cn-hangzhou"
-
-{channels}
-
-{rules}
-"#,
-        db = dir.join("dtswatch.db").display()
-    )
+/// A config on `endpoint` polling `dtsflapping` every second, with `channels` and `rules`.
+fn base(dir: &Path, endpoint: &str, channels: &str, rules: &str) -> PathBuf {
+    TestConfig::new(endpoint)
+        .db(&dir.join("dtswatch.db"))
+        .set("poll", "schedule", "\"* * * * * *\"")
+        .set("poll", "jitter", "\"0s\"")
+        .set("poll", "attempts", "1")
+        .set("delivery", "backoff", "\"50ms\"")
+        .set("delivery", "max_backoff", "\"200ms\"")
+        .set("delivery", "drain_timeout", "\"5s\"")
+        .job("dtsflapping")
+        .with(channels)
+        .with(rules)
+        .write(dir)
 }
 
 #[tokio::test]
@@ -78,10 +40,7 @@ async fn test_notify_sends_a_sample_and_prints_the_answer() {
         fake.url(),
         fake.secret
     );
-    let config = write(
-        dir.path(),
-        &base(dir.path(), "http://127.0.0.1:9", &channels, ""),
-    );
+    let config = base(dir.path(), "http://127.0.0.1:9", &channels, "");
     let (code, stdout, stderr) = tokio::task::spawn_blocking({
         let config = config.clone();
         move || cli(&config, &["test-notify", "oncall"])
@@ -113,10 +72,7 @@ async fn test_notify_sends_a_sample_and_prints_the_answer() {
 fn test_notify_reports_a_refused_connection_without_the_token() {
     let dir = tempfile::tempdir().unwrap();
     let channels = "[channels.oncall]\ntype = \"dingtalk\"\nurl = \"http://127.0.0.1:9/robot/send?access_token=SUPERSECRETTOKEN\"";
-    let config = write(
-        dir.path(),
-        &base(dir.path(), "http://127.0.0.1:9", channels, ""),
-    );
+    let config = base(dir.path(), "http://127.0.0.1:9", channels, "");
     let (code, stdout, stderr) = cli(&config, &["test-notify", "oncall"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("oncall: not delivered"), "{stderr}");
@@ -131,10 +87,7 @@ fn render_shows_what_a_rule_would_send() {
     let dir = tempfile::tempdir().unwrap();
     let channels = "[channels.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\nsecret = \"s\"\n\n[channels.oncall]\ntype = \"dingtalk\"\nurl = \"http://127.0.0.1:9/robot/send?access_token=t\"";
     let rules = "[[rules]]\nname = \"step error\"\nkind = \"error\"\nchannels = [\"hook\", \"oncall\"]\n\n[[rules]]\nname = \"finished\"\nkind = \"transition\"\nto = [\"Finished\"]\nchannels = [\"hook\"]";
-    let config = write(
-        dir.path(),
-        &base(dir.path(), "http://127.0.0.1:9", channels, rules),
-    );
+    let config = base(dir.path(), "http://127.0.0.1:9", channels, rules);
     let seed = fixture("list_job_step_seed.json");
     let (code, stdout, stderr) = cli(
         &config,
@@ -260,10 +213,7 @@ async fn a_daemon_killed_with_rows_pending_delivers_them_after_restart_and_nothi
         fake.url(),
         fake.secret
     );
-    let config = write(
-        dir.path(),
-        &base(dir.path(), &sim.endpoint(), &channels, FAILED_RULE),
-    );
+    let config = base(dir.path(), &sim.endpoint(), &channels, FAILED_RULE);
     let db = dir.path().join("dtswatch.db");
     let mut daemon = Daemon::start(&config);
     wait_for(&db, "three deliveries", |_, delivered| delivered >= 3).await;
@@ -336,10 +286,7 @@ async fn dead_notifications_are_listed_and_can_be_retried() {
         "[channels.hook]\ntype = \"webhook\"\nurl = \"{}\"\nsecret = \"wrong\"",
         fake.url()
     );
-    let config = write(
-        dir.path(),
-        &base(dir.path(), &sim.endpoint(), &channels, FAILED_RULE),
-    );
+    let config = base(dir.path(), &sim.endpoint(), &channels, FAILED_RULE);
     let (code, _, _) = tokio::task::spawn_blocking({
         let config = config.clone();
         move || cli(&config, &["once"])

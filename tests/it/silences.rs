@@ -2,80 +2,27 @@
 //! honours them at its next poll, and owes the notification when they end.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dtswatch::sim::Simulator;
 use dtswatch::store::Store;
 
-use crate::helpers::read_fixture;
-
-/// Kills the daemon when the test ends, however it ends.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::helpers::{DaemonProcess, TestConfig, read_fixture, run_cli};
 
 fn write_config(dir: &Path, endpoint: &str) -> PathBuf {
-    let path = dir.join("dtswatch.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-[storage]
-path = "{db}"
-
-[poll]
-schedule = "* * * * * *"
-jitter = "0s"
-
-[server]
-listen = "off"
-
-[[accounts]]
-name = "sim"
-access_key_id = "dtswatch-demo"
-access_key_secret = "dtswatch-demo-secret"
-endpoint = "{endpoint}"
-
-[[jobs]]
-id = "dtsfailslater"
-region = "cn-hangzhou"
-
-[channels.ops]
-type = "console"
-
-[[rules]]
-name = "step failed"
-kind = "failed"
-channels = ["ops"]
-"#,
-            db = dir.join("dtswatch.db").display()
-        ),
-    )
-    .unwrap();
-    path
+    TestConfig::new(endpoint)
+        .db(&dir.join("dtswatch.db"))
+        .set("poll", "schedule", "\"* * * * * *\"")
+        .set("poll", "jitter", "\"0s\"")
+        .job("dtsfailslater")
+        .with("[channels.ops]\ntype = \"console\"\n\n[[rules]]\nname = \"step failed\"\nkind = \"failed\"\nchannels = [\"ops\"]")
+        .write(dir)
 }
 
+/// The command's exit code and everything it printed.
 fn cli(config: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dtswatch"))
-        .args(args)
-        .arg("-c")
-        .arg(config)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let out = run_cli(config, args);
+    (out.code, format!("{}{}", out.stdout, out.stderr))
 }
 
 /// Waits (up to a minute, for slow machines) until the events match `done`.
@@ -130,16 +77,7 @@ async fn a_cli_silence_holds_back_and_its_expiry_notifies() {
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("silence 1 added"), "{out}");
-    let _daemon = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_dtswatch"))
-            .args(["run", "-c"])
-            .arg(&config)
-            .env("DTSWATCH_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _daemon = DaemonProcess::start(&config);
     let rows = wait_for_events(&db, |rows| !rows.is_empty()).await;
     assert_eq!(
         rows[0],

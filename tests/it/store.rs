@@ -16,7 +16,7 @@ use dtswatch::sim::{Frame, Simulator};
 use dtswatch::store::jobs::JobSource;
 use dtswatch::store::{Store, jobs, retention};
 
-use crate::helpers::{client, config_with, demo_keys, isolated_env};
+use crate::helpers::{TestApp, TestConfig};
 
 pub fn job(id: &str) -> JobConfig {
     JobConfig {
@@ -84,25 +84,12 @@ fn at(seconds: i64) -> DateTime<Utc> {
 #[tokio::test]
 async fn polling_the_lifecycle_yields_the_expected_timeline() {
     let sim = Simulator::with_scenario(scenario::LIFECYCLE).await.unwrap();
-    let config = config_with(&sim.endpoint(), &demo_keys(), "");
-    let client = client(&config, &isolated_env());
-    let (_dir, store) = temp_store().await;
-    let recorder = Recorder::new(store.clone());
-    let target = job("dtsl1fecyc1e01");
+    let app = TestApp::new(TestConfig::new(&sim.endpoint()).job("dtsl1fecyc1e01")).await;
+    let store = &app.store;
     let start = Utc::now() - chrono::Duration::minutes(30);
     for i in 0..24 {
-        let result = dtswatch::poll::fetch(&client, &target).await;
-        recorder
-            .record(
-                &target,
-                JobSource::Config,
-                start + chrono::Duration::seconds(30 * i),
-                Duration::from_millis(5),
-                &result,
-                &RecordOnly,
-            )
-            .await
-            .unwrap();
+        app.poll_at("dtsl1fecyc1e01", start + chrono::Duration::seconds(30 * i))
+            .await;
     }
     let mut conn = store.pool().acquire().await.unwrap();
     let row = jobs::find(&mut conn, "dtsl1fecyc1e01")
@@ -110,7 +97,7 @@ async fn polling_the_lifecycle_yields_the_expected_timeline() {
         .unwrap()
         .unwrap();
     drop(conn);
-    let entries = report::timeline(&store, &row, start - chrono::Duration::seconds(1), false)
+    let entries = report::timeline(store, &row, start - chrono::Duration::seconds(1), false)
         .await
         .unwrap();
     let texts: Vec<&str> = entries.iter().map(|e| e.text.as_str()).collect();
@@ -138,7 +125,7 @@ async fn polling_the_lifecycle_yields_the_expected_timeline() {
             .all(|t| !t.contains("Latency:") && !t.contains("Progress:")),
         "volatile changes only on request"
     );
-    let with_volatile = report::timeline(&store, &row, start - chrono::Duration::seconds(1), true)
+    let with_volatile = report::timeline(store, &row, start - chrono::Duration::seconds(1), true)
         .await
         .unwrap();
     assert!(
@@ -149,7 +136,7 @@ async fn polling_the_lifecycle_yields_the_expected_timeline() {
     );
     // The first entry of a later window diffs against the poll before the window, not against nothing.
     let late = report::timeline(
-        &store,
+        store,
         &row,
         start + chrono::Duration::seconds(30 * 22),
         false,

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Owner, RateLimit};
+use super::{Owner, RateLimit, choice};
 use crate::config::raw::Text;
 use crate::config::validate::{Errors, one};
 
@@ -36,20 +36,12 @@ pub(super) fn read(
     errors: &mut Errors,
 ) -> Option<ConsoleConfig> {
     let raw: Raw = one(value, &owner.name, errors)?;
-    let format = match raw
-        .format
-        .as_ref()
-        .map(|f| (f.get_ref().as_str(), f.span()))
-    {
-        None | Some(("text", _)) => ConsoleFormat::Text,
-        Some(("json", _)) => ConsoleFormat::Json,
-        Some((other, span)) => {
-            errors.at(
-                span,
-                format!("{}: format `{other}` is not text or json", owner.name),
-            );
-            ConsoleFormat::Text
-        }
-    };
+    let format = choice(
+        &raw.format,
+        &[("text", ConsoleFormat::Text), ("json", ConsoleFormat::Json)],
+        ConsoleFormat::Text,
+        &format!("{}: format", owner.name),
+        errors,
+    );
     Some(ConsoleConfig { format })
 }

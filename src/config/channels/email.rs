@@ -10,7 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Owner, RateLimit};
+use super::{Owner, RateLimit, choice};
 use crate::config::Secret;
 use crate::config::raw::Text;
 use crate::config::validate::{Errors, one};
@@ -84,26 +84,27 @@ pub(super) fn read(
             String::new()
         }
     };
-    let tls = match raw.tls.as_ref().map(|t| (t.get_ref().as_str(), t.span())) {
-        None | Some(("implicit", _)) => TlsMode::Implicit,
-        Some(("starttls", _)) => TlsMode::StartTls,
-        Some(("none", span)) => {
-            if !host.is_empty() && !is_loopback_host(&host) {
-                errors.at(
-                    span,
-                    format!("{name}: tls = \"none\" sends the password in clear text; it is only allowed to a loopback host, not `{host}`"),
-                );
-            }
-            TlsMode::None
-        }
-        Some((other, span)) => {
-            errors.at(
-                span,
-                format!("{name}: tls `{other}` is not implicit, starttls or none"),
-            );
-            TlsMode::Implicit
-        }
-    };
+    let tls = choice(
+        &raw.tls,
+        &[
+            ("implicit", TlsMode::Implicit),
+            ("starttls", TlsMode::StartTls),
+            ("none", TlsMode::None),
+        ],
+        TlsMode::Implicit,
+        &format!("{name}: tls"),
+        errors,
+    );
+    if let Some(text) = &raw.tls
+        && tls == TlsMode::None
+        && !host.is_empty()
+        && !is_loopback_host(&host)
+    {
+        errors.at(
+            text.span(),
+            format!("{name}: tls = \"none\" sends the password in clear text; it is only allowed to a loopback host, not `{host}`"),
+        );
+    }
     let port = match &raw.port {
         Some(p) if (1..=65535).contains(p.get_ref()) => *p.get_ref() as u16,
         Some(p) => {

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Owner, RateLimit, optional_secret};
+use super::{Owner, RateLimit, choice, optional_secret};
 use crate::config::Secret;
 use crate::config::raw::Text;
 use crate::config::validate::{Errors, one};
@@ -44,21 +44,13 @@ pub(super) fn read(
     errors: &mut Errors,
 ) -> Option<FeishuConfig> {
     let raw: Raw = one(value, &owner.name, errors)?;
-    let format = match raw
-        .format
-        .as_ref()
-        .map(|f| (f.get_ref().as_str(), f.span()))
-    {
-        None | Some(("card", _)) => FeishuFormat::Card,
-        Some(("post", _)) => FeishuFormat::Post,
-        Some((other, span)) => {
-            errors.at(
-                span,
-                format!("{}: format `{other}` is not card or post", owner.name),
-            );
-            FeishuFormat::Card
-        }
-    };
+    let format = choice(
+        &raw.format,
+        &[("card", FeishuFormat::Card), ("post", FeishuFormat::Post)],
+        FeishuFormat::Card,
+        &format!("{}: format", owner.name),
+        errors,
+    );
     Some(FeishuConfig {
         url: owner.url(&raw.url, errors),
         secret: optional_secret(&raw.secret),

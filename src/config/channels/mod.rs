@@ -171,6 +171,34 @@ pub(in crate::config) fn optional_secret(value: &Option<Text>) -> Option<Secret>
         .map(|s| Secret::new(s.get_ref().clone()))
 }
 
+/// One of a fixed set of words (`default` when unset); anything else is
+/// reported as "`WHAT `x` is not a, b or c`" and read as `default`.
+pub(in crate::config) fn choice<T: Copy>(
+    value: &Option<Text>,
+    options: &[(&str, T)],
+    default: T,
+    what: &str,
+    errors: &mut Errors,
+) -> T {
+    let Some(text) = value else {
+        return default;
+    };
+    if let Some((_, chosen)) = options.iter().find(|(word, _)| word == text.get_ref()) {
+        return *chosen;
+    }
+    let words: Vec<&str> = options.iter().map(|(word, _)| *word).collect();
+    let list = match words.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    errors.at(
+        text.span(),
+        format!("{what} `{}` is not {list}", text.get_ref()),
+    );
+    default
+}
+
 pub(in crate::config) fn strings(values: &Option<Spanned<Vec<Text>>>) -> Vec<String> {
     values
         .as_ref()

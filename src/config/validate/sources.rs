@@ -12,7 +12,7 @@ use super::super::{
 use super::errors::{Errors, check_unique, known};
 
 /// Accepts `http://host:port`, `https://host` or a bare host (https assumed).
-fn endpoint(text: &Text, errors: &mut Errors) -> Option<String> {
+fn endpoint(text: &Text, owner: &str, errors: &mut Errors) -> Option<String> {
     let value = text.get_ref().trim_end_matches('/');
     let candidate = if value.contains("://") {
         value.to_string()
@@ -28,7 +28,7 @@ fn endpoint(text: &Text, errors: &mut Errors) -> Option<String> {
         _ => {
             errors.at(
                 text.span(),
-                format!("endpoint `{value}` is not a host or http(s) URL"),
+                format!("{owner}: `{value}` is not a host or http(s) URL"),
             );
             None
         }
@@ -54,11 +54,11 @@ pub(super) fn build_accounts(
                 Some((s, _)) if s == "v1" => SignatureVersion::V1,
                 Some((s, _)) if s == "v3" => SignatureVersion::V3,
                 Some((s, span)) if s == "v2" => {
-                    errors.at(span, "signature `v2` is the SDK's name for HMAC-SHA1; write `v1` (or `v3` for ACS3-HMAC-SHA256)");
+                    errors.at(span, format!("account `{name}`: signature `v2` is the SDK's name for HMAC-SHA1; write `v1` (or `v3` for ACS3-HMAC-SHA256)"));
                     SignatureVersion::V1
                 }
                 Some((s, span)) => {
-                    errors.at(span, format!("unknown signature `{s}`; use v1 (HMAC-SHA1) or v3 (ACS3-HMAC-SHA256)"));
+                    errors.at(span, format!("account `{name}`: unknown signature `{s}`; use v1 (HMAC-SHA1) or v3 (ACS3-HMAC-SHA256)"));
                     SignatureVersion::V1
                 }
             };
@@ -97,7 +97,7 @@ pub(super) fn build_accounts(
                     if let Some(token) = &a.security_token {
                         errors.at(token.span(), format!("account `{name}`: security_token needs access_key_id and access_key_secret"));
                     }
-                    let metadata_url = a.metadata_url.as_ref().and_then(|u| endpoint(u, errors));
+                    let metadata_url = a.metadata_url.as_ref().and_then(|u| endpoint(u, &format!("account `{name}`: metadata_url"), errors));
                     CredentialsConfig::Chain {
                         profile: a.profile.as_ref().map(|p| p.get_ref().clone()),
                         ecs_role: a.ecs_role.as_ref().map(|r| r.get_ref().clone()),
@@ -118,7 +118,7 @@ pub(super) fn build_accounts(
                     .endpoint
                     .as_ref()
                     .filter(|e| !e.get_ref().trim().is_empty())
-                    .and_then(|e| endpoint(e, errors)),
+                    .and_then(|e| endpoint(e, &format!("account `{name}`: endpoint"), errors)),
                 name,
                 credentials,
                 signature,
