@@ -33,6 +33,7 @@ pub struct ServerState {
 pub async fn check(state: &ServerState) -> Result<String, String> {
     state.health.polling()?;
     state.health.storage()?;
+    state.store.file_check()?;
     let stuck = async {
         let mut conn = state.store.pool().acquire().await?;
         outbox::oldest_retried(&mut conn).await

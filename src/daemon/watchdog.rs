@@ -1,29 +1,60 @@
 //! The watchdog loop: measures dtswatch itself — how long since a DTS poll
-//! last succeeded, whether notifications went dead — and hands the checks
-//! to the alerting step (`poll::watchdog`), which fires and resolves them
-//! like any alert on the pseudo-job `dtswatch`.
+//! last succeeded, whether notifications went dead, whether the database
+//! file is still the one it writes — and hands the checks to the alerting
+//! step (`poll::watchdog`), which fires and resolves them like any alert on
+//! the pseudo-job `dtswatch`. When the store itself cannot be written, that
+//! path is closed too: the watchdog then sends one alert straight to its
+//! channels (held in memory, once per outage), and its resolution when the
+//! store works again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::Daemon;
 use super::runtime::Runtime;
 use crate::config::{WatchdogConfig, format_duration};
+use crate::notify::{Channel, Message};
 use crate::poll;
-use crate::rules::WatchdogCheck;
-use crate::rules::watchdog::{DEAD_RULE, NO_POLL_RULE};
+use crate::rules::watchdog::{DEAD_RULE, FILE_RULE, NO_POLL_RULE, store_event};
+use crate::rules::{JobInfo, Notification, WatchdogCheck};
 use crate::store::{StoreError, outbox};
 
+/// How long one direct send may take: the watchdog must not hang on a channel.
+const DIRECT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
 pub(super) async fn run(daemon: Arc<Daemon>, cancel: CancellationToken) {
+    // Since when the store has failed, if the alert about it went out.
+    let mut store_alert: Option<DateTime<Utc>> = None;
     loop {
         let runtime = daemon.current();
         let every = match &runtime.config.watchdog {
             Some(config) => {
-                if let Err(e) = check(&daemon, &runtime, config).await {
+                let checked = check(&daemon, &runtime, config).await;
+                if let Err(e) = &checked {
                     tracing::warn!(error = %e.describe(), "watchdog check failed");
+                }
+                // Polls that cannot be written, or the watchdog's own write failing.
+                let problem = daemon
+                    .shared
+                    .health
+                    .storage()
+                    .err()
+                    .or_else(|| checked.err().map(|e| e.describe()));
+                match (problem, store_alert) {
+                    (Some(problem), None) => {
+                        tracing::error!(%problem, "the database cannot be written; alerting the watchdog's channels directly");
+                        let since = Utc::now();
+                        send_direct(&runtime, config, Some(problem), since).await;
+                        store_alert = Some(since);
+                    }
+                    (None, Some(since)) => {
+                        send_direct(&runtime, config, None, since).await;
+                        store_alert = None;
+                    }
+                    _ => {}
                 }
                 (config.no_successful_poll / 4)
                     .clamp(Duration::from_millis(200), Duration::from_secs(30))
@@ -80,6 +111,51 @@ async fn check(
             holds: config.dead_letters && !dead.is_empty(),
             summary: format!("dead notifications: {dead_summary}"),
         },
+        {
+            let file = daemon.shared.store.file_check();
+            WatchdogCheck {
+                rule: FILE_RULE,
+                holds: file.is_err(),
+                summary: file.err().unwrap_or_default(),
+            }
+        },
     ];
     poll::watchdog(&runtime.ctx, &checks).await
+}
+
+/// Sends the store alert (firing with `problem`, or resolved) to the
+/// watchdog's channels without the outbox; a channel that fails is logged.
+async fn send_direct(
+    runtime: &Runtime,
+    config: &WatchdogConfig,
+    problem: Option<String>,
+    since: DateTime<Utc>,
+) {
+    let job = JobInfo::from_config(&poll::watchdog_job());
+    let message = Message {
+        notifications: vec![Notification {
+            events: vec![store_event(config, job.clone(), problem, since, Utc::now())],
+            job,
+        }],
+    };
+    for name in &config.channels {
+        let Some(channel_config) = runtime.config.channels.get(name) else {
+            continue;
+        };
+        let sent = match Channel::new(channel_config) {
+            Ok(channel) => {
+                match tokio::time::timeout(DIRECT_SEND_TIMEOUT, channel.send(&message)).await {
+                    Ok(result) => result.map(|_| ()).map_err(|e| e.to_string()),
+                    Err(_) => Err("timed out".to_string()),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        match sent {
+            Ok(()) => tracing::info!(channel = %name, "watchdog alert sent directly"),
+            Err(error) => {
+                tracing::error!(channel = %name, %error, "watchdog alert could not be sent")
+            }
+        }
+    }
 }

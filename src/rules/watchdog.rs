@@ -1,23 +1,32 @@
 //! The watchdog's rules: checks on dtswatch itself (no successful poll for a
-//! while, dead notifications) that go through the same lifecycle,
-//! suppression and outbox as any alert, on the pseudo-job `dtswatch`. The
-//! daemon measures; this file turns `[watchdog]` into rules and a
-//! measurement into a condition.
+//! while, dead notifications, the database file replaced) that go through
+//! the same lifecycle, suppression and outbox as any alert, on the
+//! pseudo-job `dtswatch`. The daemon measures; this file turns `[watchdog]`
+//! into rules and a measurement into a condition. One alert cannot go
+//! through the store — that the store cannot be written — and is built here
+//! as a bare event for the daemon to send straight to the channels.
 
 use std::time::Duration;
 
-use super::lifecycle::Condition;
+use chrono::{DateTime, Utc};
+
+use super::lifecycle::{Condition, Reason};
+use super::{Event, EventKind, EventStatus, JobInfo};
 use crate::config::{RuleConfig, RuleKind, WatchdogConfig};
 
 /// No DTS poll has succeeded for `watchdog.no_successful_poll`.
 pub const NO_POLL_RULE: &str = "watchdog: no successful poll";
 /// Notifications were given up on.
 pub const DEAD_RULE: &str = "watchdog: dead notifications";
+/// The database file was deleted or replaced under the running daemon.
+pub const FILE_RULE: &str = "watchdog: database file replaced";
+/// The database cannot be written (sent around the store, not through it).
+pub const STORE_RULE: &str = "watchdog: database cannot be written";
 
 /// One measurement of dtswatch's own health.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchdogCheck {
-    /// [`NO_POLL_RULE`] or [`DEAD_RULE`].
+    /// [`NO_POLL_RULE`], [`DEAD_RULE`] or [`FILE_RULE`].
     pub rule: &'static str,
     pub holds: bool,
     /// What is wrong, while it holds.
@@ -26,9 +35,14 @@ pub struct WatchdogCheck {
 
 /// The rules `[watchdog]` asks for: both checks, to the watchdog's channels.
 pub fn rules(config: &WatchdogConfig) -> Vec<RuleConfig> {
-    [NO_POLL_RULE, DEAD_RULE]
+    [NO_POLL_RULE, DEAD_RULE, FILE_RULE]
         .into_iter()
-        .map(|name| RuleConfig {
+        .map(|name| rule(name, config))
+        .collect()
+}
+
+fn rule(name: &str, config: &WatchdogConfig) -> RuleConfig {
+    RuleConfig {
             name: name.into(),
             kind: RuleKind::Watchdog,
             severity: config.severity,
@@ -43,8 +57,7 @@ pub fn rules(config: &WatchdogConfig) -> Vec<RuleConfig> {
             resolve_after: 1,
             inhibited_by: Vec::new(),
             runbook: None,
-        })
-        .collect()
+        }
 }
 
 pub fn condition(check: &WatchdogCheck) -> Condition {
@@ -62,6 +75,46 @@ pub fn summary(check: &WatchdogCheck) -> String {
     match (check.holds, check.rule) {
         (true, _) => check.summary.clone(),
         (false, NO_POLL_RULE) => "resolved: polls succeed again".into(),
+        (false, FILE_RULE) => "resolved: the database file is the one dtswatch writes".into(),
         (false, _) => "resolved: no dead notifications left".into(),
+    }
+}
+
+/// The [`STORE_RULE`] event, firing (with what is wrong) or resolved, for
+/// the daemon to send without the store.
+pub fn store_event(
+    config: &WatchdogConfig,
+    job: JobInfo,
+    problem: Option<String>,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Event {
+    let rule = rule(STORE_RULE, config);
+    let (status, reason, summary) = match problem {
+        Some(problem) => (
+            EventStatus::Firing,
+            Reason::FirstNotification,
+            format!("dtswatch cannot write its database, so it records no poll and queues no alert: {problem}"),
+        ),
+        None => (
+            EventStatus::Resolved,
+            Reason::Resolved,
+            "resolved: the database is written again".into(),
+        ),
+    };
+    Event {
+        status,
+        reason,
+        rule: rule.name,
+        kind: EventKind::Watchdog,
+        severity: rule.severity,
+        job,
+        step: None,
+        summary,
+        changes: Vec::new(),
+        current: None,
+        first_seen: since,
+        at: now,
+        runbook: None,
     }
 }

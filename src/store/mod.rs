@@ -12,17 +12,67 @@ pub mod retention;
 pub mod silences;
 pub mod snapshots;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
+use sqlx::Sqlite;
 
-/// A transaction on the store, as the poll pipeline writes through it.
-pub type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+/// A write transaction (`BEGIN IMMEDIATE` … `COMMIT`) on a pooled
+/// connection. A transaction that is not committed — a failed statement, a
+/// failed `COMMIT` (a full disk), a dropped future — never goes back to the
+/// pool: its connection is closed, which makes SQLite roll back, so no later
+/// writer can find a connection stuck inside a half-finished transaction.
+/// (sqlx's own `Transaction` leaves the connection's transaction depth at 1
+/// when SQLite rolled back by itself after an I/O error, and every later
+/// `BEGIN` on it fails until restart.)
+pub struct Tx {
+    conn: PoolConnection<Sqlite>,
+    finished: bool,
+}
+
+impl Tx {
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        sqlx::query("COMMIT").execute(&mut *self.conn).await?;
+        self.finished = true;
+        Ok(())
+    }
+
+    pub async fn rollback(mut self) -> Result<(), StoreError> {
+        sqlx::query("ROLLBACK").execute(&mut *self.conn).await?;
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -70,6 +120,14 @@ impl StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// The file opened, and its identity (device, inode) at the time.
+    file: Arc<(PathBuf, Option<(u64, u64)>)>,
+}
+
+/// The device and inode of a file, if it exists.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// Unix milliseconds, the unit of every time column.
@@ -118,18 +176,49 @@ impl Store {
                 source: e,
             })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            file: Arc::new((path.to_path_buf(), identity(path))),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
+    /// `Err(reason)` when the database file was deleted or replaced since it
+    /// was opened: SQLite goes on writing to the old, unlinked file, so
+    /// nothing written from then on would survive a restart, and the next
+    /// start would create an empty database and send every alert again.
+    pub fn file_check(&self) -> Result<(), String> {
+        let (path, opened) = &*self.file;
+        match identity(path) {
+            now if now == *opened => Ok(()),
+            None => Err(format!(
+                "the database file {} was deleted while dtswatch runs; what it writes now is lost at the next restart: restore the file or restart dtswatch",
+                path.display()
+            )),
+            Some(_) => Err(format!(
+                "the database file {} was replaced while dtswatch runs; dtswatch still writes to the old one: restart dtswatch to use the new file",
+                path.display()
+            )),
+        }
+    }
+
     /// A write transaction. `BEGIN IMMEDIATE` takes the write lock up front, so
     /// a transaction that reads before it writes cannot fail half-way on a
     /// concurrent writer (the busy timeout waits instead).
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        let mut conn = self.pool.acquire().await?;
+        if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+            // Whatever state the connection is in, do not hand it out again.
+            conn.close_on_drop();
+            return Err(e.into());
+        }
+        Ok(Tx {
+            conn,
+            finished: false,
+        })
     }
 
     /// Flushes the WAL into the main file and compacts it (for measurements and `dtswatch vacuum`).
@@ -156,5 +245,51 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write that fails because the database is full — SQLite may roll the
+    /// transaction back by itself — leaves no connection stuck in it.
+    #[tokio::test]
+    async fn a_full_database_does_not_poison_the_pool() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("full.db")).await.expect("store");
+        sqlx::query("CREATE TABLE blobs (b BLOB NOT NULL)")
+            .execute(store.pool())
+            .await
+            .expect("table");
+        for _ in 0..8 {
+            let mut tx = store.begin().await.expect("a transaction begins");
+            // SQLite raises a cap below the current size to the current size.
+            sqlx::query("PRAGMA max_page_count = 1")
+                .execute(&mut *tx)
+                .await
+                .expect("a cap on this connection");
+            let full = sqlx::query("INSERT INTO blobs (b) VALUES (zeroblob(1000000))")
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from)
+                .expect_err("the database is full");
+            assert!(full.is_disk_full(), "{full}");
+            drop(tx);
+        }
+        // Every connection of the pool still begins, writes and commits.
+        for _ in 0..8 {
+            let mut tx = store.begin().await.expect("a transaction begins again");
+            sqlx::query("INSERT INTO blobs (b) VALUES (x'00')")
+                .execute(&mut *tx)
+                .await
+                .expect("room again");
+            tx.commit().await.expect("committed");
+        }
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM blobs")
+            .fetch_one(store.pool())
+            .await
+            .expect("count");
+        assert_eq!(rows, 8);
     }
 }

@@ -537,14 +537,18 @@ fn fill(dir: &Path) -> PathBuf {
 }
 
 #[tokio::test]
-async fn a_full_disk_is_reported_clearly_and_polling_resumes_once_there_is_room() {
+async fn a_full_disk_is_reported_and_alerted_and_alerting_resumes_once_there_is_room() {
     let dir = tempfile::tempdir().unwrap();
     let Some(disk) = SmallDisk::mount(&dir.path().join("disk"), "16m") else {
         eprintln!("skipped: cannot mount a tmpfs here (needs root); see README, Reliability");
         return;
     };
     let (sim, _) = serve(vec![progressing("dtsfull")]).await;
-    let daemon = Running::start(&daemon_config(&disk.0, &sim.endpoint(), &["dtsfull"])).await;
+    let webhook = peers::webhook::Webhook::start().await;
+    let config = daemon_config(&disk.0, &sim.endpoint(), &["dtsfull"])
+        .with(&failed_to_webhook(&webhook))
+        .with("[watchdog]\nchannels = [\"hook\"]\nno_successful_poll = \"2s\"\n");
+    let daemon = Running::start(&config).await;
     let db = disk.0.join("dtswatch.db");
     eventually("three polls recorded", async || {
         (poll_outcomes(&db, "dtsfull").await.len() >= 3).then_some(())
@@ -563,6 +567,34 @@ async fn a_full_disk_is_reported_clearly_and_polling_resumes_once_there_is_room(
     );
     let metrics = daemon.metrics().await;
     assert!(metrics["dtswatch_store_errors_total{kind=\"disk_full\"}"] >= 1.0);
+    // The watchdog cannot queue its alert in the full database: it sends it directly.
+    let rules_sent = || -> Vec<(String, String)> {
+        webhook
+            .accepted()
+            .iter()
+            .flat_map(|r| {
+                let json = r.json();
+                json["alerts"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|a| {
+                        (
+                            a["labels"]["rule"].as_str().unwrap_or_default().to_string(),
+                            a["status"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    eventually("the watchdog's direct alert", async || {
+        rules_sent()
+            .contains(&("watchdog: database cannot be written".into(), "firing".into()))
+            .then_some(())
+    })
+    .await;
     let recorded_while_full = poll_outcomes(&db, "dtsfull").await.len();
     std::fs::remove_file(filler).unwrap();
     eventually("polls recorded again", async || {
@@ -575,6 +607,37 @@ async fn a_full_disk_is_reported_clearly_and_polling_resumes_once_there_is_room(
     })
     .await;
     assert_eq!(status, 200);
+    // After the disk frees, a failure is alerted as any other.
+    sim.add_job(scripted("dtsfull", vec![vec![step("Failed", 50)]]));
+    eventually("the failure after the outage delivered", async || {
+        let sent = rules_sent();
+        (sent.contains(&("step failed".into(), "firing".into()))
+            && sent.contains(&("watchdog: database cannot be written".into(), "resolved".into())))
+        .then_some(())
+    })
+    .await;
     daemon.stop().await;
     drop(disk);
+}
+
+#[tokio::test]
+async fn a_database_deleted_under_the_daemon_is_reported_not_ignored() {
+    let (sim, _) = serve(vec![progressing("dtsdeleted")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Running::start(&daemon_config(dir.path(), &sim.endpoint(), &["dtsdeleted"])).await;
+    let db = dir.path().join("dtswatch.db");
+    eventually("a poll recorded", async || {
+        (!poll_outcomes(&db, "dtsdeleted").await.is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(daemon.get("/healthz").await.0, 200);
+    std::fs::remove_file(&db).unwrap();
+    let (status, body) = daemon.get("/healthz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("was deleted while dtswatch runs"),
+        "says what happened and what to do: {body}"
+    );
+    daemon.stop().await;
+    assert!(!db.exists(), "the deleted database is not silently recreated");
 }
