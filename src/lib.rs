@@ -16,6 +16,7 @@
 //! - `diff` — pure: what changed between two snapshots of a job.
 //! - `dts` — the `ListJobStep` / `DescribeDtsJobs` wire model (tolerant) and the normalised snapshot.
 //! - `aliyun` — Alibaba Cloud request signing, the credentials chain, the client with retries.
+//! - `http` — outbound HTTP for every client: no redirects, no Referer, capped answers.
 //! - `ratelimit`, `backoff` — pacing and full-jitter backoff, shared by the DTS client and delivery.
 //! - `metrics` — the typed Prometheus registry (pure).
 //! - `config` — the TOML file → a typed, fully validated `Config`; every mistake at once.
@@ -30,6 +31,7 @@ pub mod daemon;
 pub mod diff;
 pub mod discovery;
 pub mod dts;
+pub mod http;
 pub mod metrics;
 pub mod notify;
 pub mod poll;

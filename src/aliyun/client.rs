@@ -63,6 +63,8 @@ pub struct AliyunClient {
     limiter: RateLimiter,
     retry: RetryPolicy,
     timeout: Duration,
+    /// The largest answer read (`poll.max_answer`).
+    max_answer: usize,
 }
 
 impl AliyunClient {
@@ -71,11 +73,7 @@ impl AliyunClient {
         poll: &PollConfig,
         env: &Environment,
     ) -> Result<Self, ApiError> {
-        let http = reqwest::Client::builder()
-            .timeout(poll.timeout)
-            .connect_timeout(poll.timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("dtswatch/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let http = crate::http::client(poll.timeout)
             .map_err(|e| ApiError::Network(describe_transport_error(e)))?;
         Ok(Self {
             credentials: CredentialsProvider::new(&account.credentials, env, http.clone()),
@@ -90,6 +88,7 @@ impl AliyunClient {
                 max: poll.max_backoff,
             },
             timeout: poll.timeout,
+            max_answer: poll.max_answer,
         })
     }
 
@@ -238,11 +237,34 @@ impl AliyunClient {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .filter(|ms| *ms > 0)
             .map(Duration::from_millis);
-        let body = response
-            .bytes()
+        if (300..400).contains(&status) {
+            return Err((
+                ApiError::Api {
+                    code: format!("HTTP{status}"),
+                    message: format!(
+                        "a redirect to {}, not followed (it would carry the signed request and its token there); check the account's endpoint",
+                        crate::http::redirect_target(response.headers())
+                    ),
+                    status,
+                    request_id: None,
+                    recommend: None,
+                },
+                None,
+            ));
+        }
+        let body = crate::http::read_capped(response, self.max_answer)
             .await
-            .map_err(|e| (self.transport_error(e), retry_after))?
-            .to_vec();
+            .map_err(|e| match e {
+                crate::http::ReadError::Transport(e) => (self.transport_error(e), retry_after),
+                too_large => (
+                    ApiError::Malformed {
+                        status,
+                        detail: too_large.to_string(),
+                        request_id: None,
+                    },
+                    None,
+                ),
+            })?;
         interpret(status, body).map_err(|e| (e, retry_after))
     }
 

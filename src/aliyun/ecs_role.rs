@@ -21,6 +21,15 @@ struct EcsCredentials {
     expiration: Option<String>,
 }
 
+/// What the metadata service answers is small; more than this is not read.
+const MAX_ANSWER: usize = 64 * 1024;
+
+async fn read(resp: reqwest::Response) -> Result<Vec<u8>, String> {
+    crate::http::read_capped(resp, MAX_ANSWER)
+        .await
+        .map_err(|e| format!("metadata service: {e}"))
+}
+
 /// IMDSv2 token first; IMDSv1 (no token) only if allowed.
 pub(super) async fn fetch(
     http: &reqwest::Client,
@@ -36,7 +45,11 @@ pub(super) async fn fetch(
         .send()
         .await
     {
-        Ok(resp) if resp.status().is_success() => resp.text().await.ok().filter(|t| !t.is_empty()),
+        Ok(resp) if resp.status().is_success() => read(resp)
+            .await
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+            .filter(|t| !t.is_empty()),
         Ok(resp) => {
             if !imdsv1_allowed {
                 return Err(format!(
@@ -56,7 +69,7 @@ pub(super) async fn fetch(
             None
         }
     };
-    let get = async |path: String, what: String| -> Result<reqwest::Response, String> {
+    let get = async |path: String, what: String| -> Result<Vec<u8>, String> {
         let mut request = http.get(format!("{base_url}{path}")).timeout(timeout);
         if let Some(token) = &token {
             request = request.header("X-aliyun-ecs-metadata-token", token);
@@ -70,7 +83,7 @@ pub(super) async fn fetch(
         if !resp.status().is_success() {
             return Err(format!("{what} answered HTTP {}", resp.status().as_u16()));
         }
-        Ok(resp)
+        read(resp).await
     };
     let role = match role {
         Some(r) => r.to_string(),
@@ -79,10 +92,8 @@ pub(super) async fn fetch(
                 "/latest/meta-data/ram/security-credentials/".into(),
                 "listing RAM roles".into(),
             )
-            .await?
-            .text()
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
+            let body = String::from_utf8_lossy(&body);
             body.lines()
                 .next()
                 .map(str::trim)
@@ -96,9 +107,7 @@ pub(super) async fn fetch(
         format!("credentials for role `{role}`"),
     )
     .await?;
-    let body: EcsCredentials = resp
-        .json()
-        .await
+    let body: EcsCredentials = serde_json::from_slice(&resp)
         .map_err(|_| format!("credentials for role `{role}` are not valid JSON"))?;
     if body.code.as_deref() != Some("Success") {
         return Err(format!(

@@ -16,6 +16,7 @@ use crate::dts::JobSnapshot;
 use crate::rules::Event;
 use crate::store::snapshots::SnapshotCache;
 use crate::store::{Store, StoreError, alerts, from_millis, jobs, polls};
+use crate::notify::escape::terminal;
 use crate::text::local_time;
 
 /// `dtswatch history`.
@@ -161,15 +162,19 @@ pub async fn timeline(
 pub fn render_timeline(job: &jobs::JobRow, entries: &[TimelineEntry]) -> String {
     let mut out = format!(
         "{} ({}, {})\n",
-        job.display_name(),
-        job.dts_job_id,
-        job.region
+        terminal(job.display_name()),
+        terminal(&job.dts_job_id),
+        terminal(&job.region)
     );
     if entries.is_empty() {
         out.push_str("  nothing happened in this window\n");
     }
     for entry in entries {
-        out.push_str(&format!("  {}  {}\n", local_time(entry.at), entry.text));
+        out.push_str(&format!(
+            "  {}  {}\n",
+            local_time(entry.at),
+            terminal(&entry.text)
+        ));
     }
     out
 }

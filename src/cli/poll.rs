@@ -14,6 +14,7 @@ use crate::aliyun::Environment;
 use crate::config::{self, Config};
 use crate::discovery;
 use crate::metrics::Metrics;
+use crate::notify::escape::terminal;
 use crate::notify::outbox::Deliverer;
 use crate::poll::{self, Alerting, Clients, Clock, Health, PollContext, Recorder};
 
@@ -51,7 +52,11 @@ pub async fn once(config: &Config, env: &Environment) -> anyhow::Result<ExitCode
             .recorded
             .map_err(|e| anyhow::anyhow!("recording the poll of {}: {}", job.id, e.describe()))?;
         for notice in &report.notices {
-            eprintln!("{}: {}", job.display_name(), notice.line());
+            eprintln!(
+                "{}: {}",
+                terminal(job.display_name()),
+                terminal(&notice.line())
+            );
         }
         match polled.result {
             Ok(fetched) => rows.extend(snapshot_rows(job, &fetched.snapshot)),
@@ -59,9 +64,9 @@ pub async fn once(config: &Config, env: &Environment) -> anyhow::Result<ExitCode
                 failures += 1;
                 eprintln!(
                     "{} ({}): poll failed: {}",
-                    job.display_name(),
-                    job.id,
-                    failure.error
+                    terminal(job.display_name()),
+                    terminal(&job.id),
+                    terminal(&failure.error.to_string())
                 );
             }
         }

@@ -3,12 +3,19 @@
 
 use crate::config::JobConfig;
 use crate::dts::JobSnapshot;
+use crate::notify::escape::terminal;
 use crate::text::{display_width, ellipsize, latency_text};
 
-/// Left-aligned columns separated by two spaces; widths count terminal columns.
+/// Left-aligned columns separated by two spaces; widths count terminal
+/// columns. Every cell is escaped for the terminal: cells hold DTS text,
+/// job names and silence comments.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| terminal(cell)).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| display_width(h)).collect();
-    for row in rows {
+    for row in &rows {
         for (i, cell) in row.iter().enumerate() {
             if let Some(w) = widths.get_mut(i) {
                 *w = (*w).max(display_width(cell));
@@ -34,7 +41,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     };
     let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
     render(&header, &mut out);
-    for row in rows {
+    for row in &rows {
         render(row, &mut out);
     }
     out
@@ -86,5 +93,11 @@ mod tests {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[1], "预检查  x");
         assert_eq!(lines[2], "ab      y");
+    }
+
+    #[test]
+    fn cells_cannot_drive_the_terminal() {
+        let out = table(&["A"], &[vec!["\u{1b}[2Jgone\u{7}\nforged line".into()]]);
+        assert_eq!(out, "A\n\\x1b[2Jgone\\x07\\nforged line\n");
     }
 }

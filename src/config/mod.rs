@@ -14,6 +14,7 @@ mod matcher;
 mod raw;
 mod schedule;
 mod secret;
+mod size;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -37,6 +38,7 @@ pub use interpolate::interpolate;
 pub use matcher::Matcher;
 pub use schedule::CronSchedule;
 pub use secret::Secret;
+pub use size::parse_size;
 
 /// The validated configuration. Built only by [`load`] / [`parse`].
 #[derive(Debug, Clone)]
@@ -78,6 +80,8 @@ pub struct PollConfig {
     pub max_backoff: Duration,
     /// Upper bound of the deterministic per-job offset added to each tick.
     pub jitter: Duration,
+    /// The largest DTS answer read; a larger one fails the poll.
+    pub max_answer: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +102,8 @@ pub struct DeliveryConfig {
     /// How long `once` and shutdown wait for the outbox to empty.
     pub drain_timeout: Duration,
     pub timeout: Duration,
+    /// The largest chat or webhook answer read.
+    pub max_answer: usize,
 }
 
 /// Which Alibaba Cloud request signature an account uses.
@@ -342,6 +348,36 @@ pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// The largest config file read: a config is a few kilobytes.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Reads a config file: a regular file (a FIFO or a device would hang or
+/// never end) of at most [`MAX_CONFIG_BYTES`].
+fn read_bounded(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let metadata =
+        std::fs::metadata(path).map_err(|e| format!("cannot read config file: {e}"))?;
+    if !metadata.is_file() {
+        return Err("cannot read config file: it is not a regular file".into());
+    }
+    if metadata.len() > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "cannot read config file: it has {} bytes, more than the {MAX_CONFIG_BYTES} a config may have",
+            metadata.len()
+        ));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read config file: {e}"))?;
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "cannot read config file: it is not UTF-8 (byte {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
 /// Reads and validates the config file at `path` against the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     load_with_env(path, &process_env)
@@ -353,12 +389,12 @@ pub fn load_with_env(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+    let text = read_bounded(path).map_err(|message| ConfigErrors {
         file: file.clone(),
         text: String::new(),
         errors: vec![ConfigError {
             span: None,
-            message: format!("cannot read config file: {e}"),
+            message,
         }],
     })?;
     parse(&text, path, env)

@@ -29,6 +29,7 @@ pub struct RawPoll {
     pub backoff: Option<Text>,
     pub max_backoff: Option<Text>,
     pub jitter: Option<Text>,
+    pub max_answer: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +48,7 @@ pub struct RawDelivery {
     pub max_age: Option<Text>,
     pub drain_timeout: Option<Text>,
     pub timeout: Option<Text>,
+    pub max_answer: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,7 +3,7 @@
 
 use std::io::Write as _;
 
-use super::{Delivered, Message, Notifier, SendError, Templates, render, webhook};
+use super::{Delivered, Message, Notifier, SendError, Templates, escape, render, webhook};
 use crate::config::{ConsoleConfig, ConsoleFormat};
 
 pub struct Console {
@@ -37,7 +37,7 @@ impl Notifier for Console {
         match self.format {
             ConsoleFormat::Json => format!(
                 "{}\n",
-                webhook::build_body(message, &render::title(message))
+                webhook::build_body(message, &render::title(message, render::verbatim))
             ),
             ConsoleFormat::Text => self.templates.body(message, || build_text(message)),
         }
@@ -52,10 +52,10 @@ pub fn build_text(message: &Message) -> String {
         out.push_str(&format!(
             ">>> {} {}\n",
             render::mark(view.status, view.severity),
-            view.headline
+            escape::terminal(&view.headline)
         ));
         for (label, value) in &view.fields {
-            out.push_str(&format!("    {label}: {value}\n"));
+            out.push_str(&format!("    {label}: {}\n", escape::terminal(value)));
         }
     }
     out

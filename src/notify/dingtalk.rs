@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::render::{self, truncate_bytes};
+use super::escape;
 use super::{Delivered, Message, Notifier, SendError, Templates, http};
 use crate::config::{DingTalkConfig, Secret};
 
@@ -27,11 +28,11 @@ pub struct DingTalk {
     at_user_ids: Vec<String>,
     at_all: bool,
     templates: Templates,
-    http: reqwest::Client,
+    http: http::Http,
 }
 
 impl DingTalk {
-    pub fn new(config: &DingTalkConfig, templates: Templates, http: reqwest::Client) -> Self {
+    pub fn new(config: &DingTalkConfig, templates: Templates, http: http::Http) -> Self {
         Self {
             url: config.url.clone(),
             secret: config.secret.clone(),
@@ -65,7 +66,7 @@ impl Notifier for DingTalk {
             None => self.url.expose().to_string(),
         };
         let (status, headers, text) =
-            http::post_json(&self.http, &url, &self.body(message), &[]).await?;
+            self.http.post_json(&url, &self.body(message), &[]).await?;
         http::classify_status(status, &headers, &text)?;
         check_answer(&text)
     }
@@ -98,8 +99,8 @@ pub fn signed_url(url: &str, secret: &str, timestamp_ms: i64) -> String {
 fn builtin_markdown(message: &Message) -> String {
     format!(
         "#### {}\n\n{}",
-        render::title(message),
-        render::markdown(message, "**", "\n\n")
+        render::title(message, escape::chat_markdown),
+        render::markdown(message, "**", "\n\n", escape::chat_markdown)
     )
 }
 
@@ -145,9 +146,7 @@ pub fn build_body(
 /// Reads DingTalk's `{"errcode":…,"errmsg":…}`.
 pub fn check_answer(text: &str) -> Result<Delivered, SendError> {
     let Some((code, message)) = http::errcode("DingTalk", text)? else {
-        return Ok(Delivered {
-            answer: text.to_string(),
-        });
+        return Ok(Delivered::answered(text));
     };
     let reason = format!("DingTalk errcode {code}: {message}");
     let too_fast = SendError::Retryable {
@@ -254,7 +253,7 @@ mod tests {
             .unwrap()
             .with_timezone(&chrono::Utc);
         let body = build_body(
-            &render::title(&sample_message(now)),
+            &render::title(&sample_message(now), escape::chat_markdown),
             &builtin_markdown(&sample_message(now)),
             &[],
             &[],

@@ -11,7 +11,8 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::render::{self, event_view, html_escape, mark};
+use super::escape::html as html_escape;
+use super::render::{self, event_view, mark};
 use super::{Delivered, Message, Notifier, SendError, Templates};
 use crate::config::{EmailConfig, TlsMode};
 
@@ -143,7 +144,7 @@ pub fn build_html(message: &Message) -> String {
     );
     out.push_str(&format!(
         "<h3 style=\"margin:0 0 12px\">{}</h3>",
-        html_escape(&render::title(message))
+        render::title(message, html_escape)
     ));
     let events: Vec<_> = message.events().collect();
     if events.len() > render::DETAILED_EVENTS {

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+use super::escape;
 use super::render::{self, truncate_bytes};
 use super::{Delivered, Message, Notifier, SendError, Templates, http};
 use crate::config::{FeishuConfig, FeishuFormat, Secret};
@@ -24,11 +25,11 @@ pub struct Feishu {
     secret: Option<Secret>,
     format: FeishuFormat,
     templates: Templates,
-    http: reqwest::Client,
+    http: http::Http,
 }
 
 impl Feishu {
-    pub fn new(config: &FeishuConfig, templates: Templates, http: reqwest::Client) -> Self {
+    pub fn new(config: &FeishuConfig, templates: Templates, http: http::Http) -> Self {
         Self {
             url: config.url.clone(),
             secret: config.secret.clone(),
@@ -40,9 +41,13 @@ impl Feishu {
 
     fn body(&self, message: &Message) -> Value {
         let title = self.templates.title(message);
+        let escape = match self.format {
+            FeishuFormat::Card => escape::chat_markdown,
+            FeishuFormat::Post => escape::plain,
+        };
         let text = self
             .templates
-            .body(message, || render::markdown(message, "**", "\n"));
+            .body(message, || render::markdown(message, "**", "\n", escape));
         build_body(
             self.format,
             &title,
@@ -62,7 +67,7 @@ impl Notifier for Feishu {
             body["sign"] = Value::String(sign(timestamp, secret.expose()));
         }
         let (status, headers, text) =
-            http::post_json(&self.http, self.url.expose(), &body, &[]).await?;
+            self.http.post_json(self.url.expose(), &body, &[]).await?;
         // A 400 with a JSON code is still Feishu's answer (9499 bad request): read the code first.
         if let Ok(answer) = check_answer(&text) {
             return Ok(answer);
@@ -155,11 +160,9 @@ pub fn check_answer(text: &str) -> Result<Delivered, SendError> {
     let code = answer.code.or(answer.status_code);
     let message = answer.msg.or(answer.status_message).unwrap_or_default();
     match code {
-        Some(0) => Ok(Delivered {
-            answer: text.to_string(),
-        }),
+        Some(0) => Ok(Delivered::answered(text)),
         Some(11232) => Err(SendError::Retryable {
-            reason: format!("Feishu code 11232: {message}"),
+            reason: format!("Feishu code 11232: {}", super::escape::log(&message)),
             retry_after: Some(std::time::Duration::from_secs(2)),
         }),
         Some(code) => Err(SendError::Permanent(format!(
@@ -210,8 +213,8 @@ mod tests {
         let message = sample_message(now);
         let card = build_body(
             FeishuFormat::Card,
-            &render::title(&message),
-            &render::markdown(&message, "**", "\n"),
+            &render::title(&message, escape::chat_markdown),
+            &render::markdown(&message, "**", "\n", escape::chat_markdown),
             message.status(),
             message.severity(),
         );

@@ -1,6 +1,8 @@
-//! HTTP plumbing shared by the chat channels: the client, and what a status
-//! code means for retrying. Platforms that answer 200 with an error code in
-//! the body (DingTalk, Feishu, WeCom) read that body in their own file.
+//! HTTP plumbing shared by the chat channels: posting JSON through the
+//! project's client (no redirects, no `Referer`, answers read up to
+//! `delivery.max_answer`), and what a status code means for retrying.
+//! Platforms that answer 200 with an error code in the body (DingTalk,
+//! Feishu, WeCom) read that body in their own file.
 
 use std::time::Duration;
 
@@ -8,14 +10,53 @@ use reqwest::header::HeaderMap;
 
 use super::SendError;
 use crate::aliyun::error::describe_transport_error;
+use crate::http::{self as net, ReadError};
 
-pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .user_agent(concat!("dtswatch/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(describe_transport_error)
+/// A channel's HTTP client and how much of an answer it reads.
+pub struct Http {
+    client: reqwest::Client,
+    max_answer: usize,
+}
+
+impl Http {
+    pub fn new(timeout: Duration, max_answer: usize) -> Result<Self, String> {
+        Ok(Self {
+            client: net::client(timeout).map_err(describe_transport_error)?,
+            max_answer,
+        })
+    }
+
+    /// Sends a JSON body and returns the status, headers and body text.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+        headers: &[(String, String)],
+    ) -> Result<(u16, HeaderMap, String), SendError> {
+        let mut request = self
+            .client
+            .post(url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/json; charset=utf-8",
+            )
+            .body(body.to_string());
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = match net::read_capped(response, self.max_answer).await {
+            Ok(bytes) => bytes,
+            Err(ReadError::Transport(e)) => return Err(transport(e)),
+            Err(too_large @ ReadError::TooLarge { .. }) => {
+                // The message arrived or not; the answer cannot say which.
+                return Err(SendError::retry(format!("HTTP {status}: {too_large}")));
+            }
+        };
+        Ok((status, headers, String::from_utf8_lossy(&bytes).into_owned()))
+    }
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare from chat platforms and ignored).
@@ -30,11 +71,16 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// 2xx is fine; 429, 408 and 5xx are worth retrying; other 4xx need someone to fix the channel.
+/// 2xx is fine; 429, 408 and 5xx are worth retrying; a redirect and other
+/// 4xx need someone to fix the channel.
 pub fn classify_status(status: u16, headers: &HeaderMap, body: &str) -> Result<(), SendError> {
-    let excerpt: String = body.trim().chars().take(200).collect();
+    let excerpt = super::escape::terminal(&crate::text::ellipsize(body.trim(), 200));
     match status {
         200..=299 => Ok(()),
+        300..=399 => Err(SendError::Permanent(format!(
+            "HTTP {status}: a redirect to {}, not followed (it would carry the channel's URL and headers there); check the channel's url",
+            super::escape::terminal(&net::redirect_target(headers))
+        ))),
         429 => Err(SendError::Retryable {
             reason: format!("HTTP 429 rate limited: {excerpt}"),
             retry_after: retry_after(headers),
@@ -62,7 +108,10 @@ pub fn errcode(platform: &str, text: &str) -> Result<Option<(i64, String)>, Send
         .map_err(|_| SendError::retry(format!("unreadable {platform} answer: {text}")))?;
     match answer.errcode {
         Some(0) => Ok(None),
-        Some(code) => Ok(Some((code, answer.errmsg.unwrap_or_default()))),
+        Some(code) => Ok(Some((
+            code,
+            super::escape::log(&answer.errmsg.unwrap_or_default()),
+        ))),
         None => Err(SendError::retry(format!(
             "{platform} answer without errcode: {text}"
         ))),
@@ -78,30 +127,6 @@ pub fn transport(error: reqwest::Error) -> SendError {
     } else {
         text
     })
-}
-
-/// Sends a JSON body and returns the status, headers and body text.
-pub async fn post_json(
-    client: &reqwest::Client,
-    url: &str,
-    body: &serde_json::Value,
-    headers: &[(String, String)],
-) -> Result<(u16, HeaderMap, String), SendError> {
-    let mut request = client
-        .post(url)
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/json; charset=utf-8",
-        )
-        .body(body.to_string());
-    for (name, value) in headers {
-        request = request.header(name, value);
-    }
-    let response = request.send().await.map_err(transport)?;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await.map_err(transport)?;
-    Ok((status, headers, text))
 }
 
 #[cfg(test)]

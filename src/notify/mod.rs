@@ -8,6 +8,7 @@ pub mod console;
 pub mod decide;
 pub mod dingtalk;
 pub mod email;
+pub mod escape;
 pub mod feishu;
 pub mod http;
 pub mod outbox;
@@ -19,7 +20,7 @@ pub mod wecom;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::config::{ChannelConfig, ChannelKind, Severity};
+use crate::config::{ChannelConfig, ChannelKind, FeishuFormat, Severity};
 use crate::rules::{Event, EventKind, EventStatus, Notification};
 
 /// What one message says: the notifications of one or more jobs.
@@ -56,7 +57,20 @@ impl Message {
 /// The peer accepted the message; what it answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivered {
+    /// At most [`MAX_ANSWER_SHOWN`] characters, control characters made
+    /// visible: it is logged and printed, and the peer is not trusted.
     pub answer: String,
+}
+
+/// How much of a peer's answer is kept for logs and `test-notify`.
+pub const MAX_ANSWER_SHOWN: usize = 300;
+
+impl Delivered {
+    pub fn answered(text: &str) -> Self {
+        Self {
+            answer: escape::terminal(&crate::text::ellipsize(text.trim(), MAX_ANSWER_SHOWN)),
+        }
+    }
 }
 
 /// Why a send failed, and whether trying again can help.
@@ -101,25 +115,43 @@ pub enum Channel {
 impl Channel {
     /// Builds the channel for a config entry (no I/O: clients connect on first send).
     pub fn new(config: &ChannelConfig) -> Result<Self, String> {
-        let templates = Templates::of(config);
-        let client = || http::client(config.timeout);
+        let client = || http::Http::new(config.timeout, config.max_answer);
+        let templates = |escape: render::Escape| Templates::of(config, escape);
         Ok(match &config.kind {
-            ChannelKind::DingTalk(c) => {
-                Channel::DingTalk(dingtalk::DingTalk::new(c, templates, client()?))
+            ChannelKind::DingTalk(c) => Channel::DingTalk(dingtalk::DingTalk::new(
+                c,
+                templates(escape::chat_markdown),
+                client()?,
+            )),
+            ChannelKind::Slack(c) => {
+                Channel::Slack(slack::Slack::new(c, templates(escape::slack), client()?))
             }
-            ChannelKind::Slack(c) => Channel::Slack(slack::Slack::new(c, templates, client()?)),
             ChannelKind::Email(c) => Channel::Email(email::Email::new(
                 c,
                 &config.name,
                 config.timeout,
-                templates,
+                templates(escape::plain),
             )?),
-            ChannelKind::Feishu(c) => Channel::Feishu(feishu::Feishu::new(c, templates, client()?)),
-            ChannelKind::WeCom(c) => Channel::WeCom(wecom::WeCom::new(c, templates, client()?)),
+            ChannelKind::Feishu(c) => Channel::Feishu(feishu::Feishu::new(
+                c,
+                templates(match c.format {
+                    FeishuFormat::Card => escape::chat_markdown,
+                    FeishuFormat::Post => escape::plain,
+                }),
+                client()?,
+            )),
+            ChannelKind::WeCom(c) => Channel::WeCom(wecom::WeCom::new(
+                c,
+                templates(escape::chat_markdown),
+                client()?,
+            )),
+            // JSON encoding is the webhook document's escaping.
             ChannelKind::Webhook(c) => {
-                Channel::Webhook(webhook::Webhook::new(c, templates, client()?))
+                Channel::Webhook(webhook::Webhook::new(c, templates(render::verbatim), client()?))
             }
-            ChannelKind::Console(c) => Channel::Console(console::Console::new(c, templates)),
+            ChannelKind::Console(c) => {
+                Channel::Console(console::Console::new(c, templates(escape::terminal)))
+            }
         })
     }
 
@@ -149,18 +181,21 @@ impl Channel {
 }
 
 /// A channel's `template` and `title_template`, which replace the built-in
-/// body and title when set.
-#[derive(Debug, Clone, Default)]
+/// body and title when set, and the escaper of the channel's syntax, which
+/// every value they print goes through.
+#[derive(Debug, Clone)]
 pub struct Templates {
     body: Option<String>,
     title: Option<String>,
+    escape: render::Escape,
 }
 
 impl Templates {
-    pub fn of(config: &ChannelConfig) -> Self {
+    pub fn of(config: &ChannelConfig, escape: render::Escape) -> Self {
         Self {
             body: config.template.clone(),
             title: config.title_template.clone(),
+            escape,
         }
     }
 
@@ -172,7 +207,7 @@ impl Templates {
     pub fn custom_body(&self, message: &Message) -> Option<String> {
         self.body
             .as_deref()
-            .map(|template| render::render_template(template, message))
+            .map(|template| render::render_template(template, message, self.escape))
     }
 
     /// The body: the channel's template if it has one, else `builtin`.
@@ -180,13 +215,14 @@ impl Templates {
         self.custom_body(message).unwrap_or_else(builtin)
     }
 
-    /// The title: the channel's `title_template` if it has one, else the built-in title.
+    /// The title, escaped for the channel: its `title_template` if it has one,
+    /// else the built-in title.
     pub fn title(&self, message: &Message) -> String {
         match &self.title {
-            Some(template) => render::render_template(template, message)
+            Some(template) => render::render_template(template, message, self.escape)
                 .trim()
                 .to_string(),
-            None => render::title(message),
+            None => render::title(message, self.escape),
         }
     }
 }

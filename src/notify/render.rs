@@ -2,7 +2,9 @@
 //! fields, which every channel then writes in its own dialect (DingTalk and
 //! WeCom markdown, Slack mrkdwn, Feishu lark_md, plain text, HTML). Also the
 //! per-channel minijinja templates and truncation with a visible marker.
-//! Pure functions only.
+//! Every function that writes a syntax takes that syntax's escaper
+//! (`escape.rs`) and applies it to every piece of data; the labels, markers
+//! and separators it adds are its own. Pure functions only.
 
 use serde::Serialize;
 
@@ -10,6 +12,9 @@ use super::Message;
 use crate::config::Severity;
 use crate::rules::{Event, EventStatus, JobInfo};
 use crate::text::{latency_text, utc_time};
+
+/// How untrusted text is made inert in one output syntax.
+pub type Escape = fn(&str) -> String;
 
 /// More events than this are listed one line each instead of in full.
 pub const DETAILED_EVENTS: usize = 5;
@@ -31,9 +36,15 @@ pub fn mark(status: EventStatus, severity: Severity) -> &'static str {
     }
 }
 
+/// No escaping: for outputs whose encoding escapes by itself (JSON), and
+/// for values handed to templates, which escape what they print.
+pub fn verbatim(text: &str) -> String {
+    text.to_string()
+}
+
 /// `[FIRING critical] step failed · orders mysql -> polardb` for one event;
-/// counts for more.
-pub fn title(message: &Message) -> String {
+/// counts for more. The rule, job and step names go through `escape`.
+pub fn title(message: &Message, escape: Escape) -> String {
     let events: Vec<&Event> = message.events().collect();
     let status = message.status();
     let severity = message.severity();
@@ -43,14 +54,18 @@ pub fn title(message: &Message) -> String {
             let step = only
                 .step
                 .as_ref()
-                .map(|s| format!(" · {}", s.label))
+                .map(|s| format!(" · {}", escape(&s.label)))
                 .unwrap_or_default();
-            format!("{prefix} {} · {}{step}", only.rule, only.job.name)
+            format!(
+                "{prefix} {} · {}{step}",
+                escape(&only.rule),
+                escape(&only.job.name)
+            )
         }
         (_, 1) => format!(
             "{prefix} {} alerts · {}",
             events.len(),
-            message.notifications[0].job.name
+            escape(&message.notifications[0].job.name)
         ),
         (_, jobs) => format!("{prefix} {} alerts on {jobs} DTS jobs", events.len()),
     }
@@ -208,25 +223,40 @@ pub struct TemplateContext<'a> {
     pub events: Vec<&'a Event>,
 }
 
-/// Renders a channel's minijinja template; errors become text so a broken
+/// Renders a channel's minijinja template; every value the template prints
+/// is escaped for the channel's syntax (`|safe` opts out), so data cannot
+/// add markup the template did not write. Errors become text so a broken
 /// template still sends something.
-pub fn render_template(template: &str, message: &Message) -> String {
+pub fn render_template(template: &str, message: &Message, escape: Escape) -> String {
     let context = TemplateContext {
-        title: title(message),
+        title: title(message, verbatim),
         status: status_word(message.status()),
         severity: message.severity(),
         count: message.events().count(),
         events: message.events().collect(),
     };
-    let env = minijinja::Environment::new();
+    let mut env = minijinja::Environment::new();
+    env.set_formatter(move |out, _state, value| {
+        let text = if value.is_none() || value.is_undefined() {
+            String::new()
+        } else if value.is_safe() {
+            value.to_string()
+        } else {
+            escape(&value.to_string())
+        };
+        out.write_str(&text).map_err(|e| {
+            minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
+        })
+    });
     match env.render_str(template, minijinja::value::Serde(&context)) {
         Ok(text) => text,
-        Err(e) => format!("{}\n(template error: {e})", title(message)),
+        Err(e) => format!("{}\n(template error: {e})", title(message, escape)),
     }
 }
 
-/// Markdown in the DingTalk / WeCom / Feishu style: `**label:** value` lines.
-pub fn markdown(message: &Message, bold: &str, separator: &str) -> String {
+/// Markdown in the DingTalk / WeCom / Feishu style: `**label:** value`
+/// lines, every value through `escape`.
+pub fn markdown(message: &Message, bold: &str, separator: &str, escape: Escape) -> String {
     let events: Vec<&Event> = message.events().collect();
     let mut out = String::new();
     if events.len() > DETAILED_EVENTS {
@@ -234,7 +264,7 @@ pub fn markdown(message: &Message, bold: &str, separator: &str) -> String {
             out.push_str(&format!(
                 "- {} {}{separator}",
                 mark(event.status, event.severity),
-                event_line(event)
+                escape(&event_line(event))
             ));
         }
         return out;
@@ -247,42 +277,35 @@ pub fn markdown(message: &Message, bold: &str, separator: &str) -> String {
         out.push_str(&format!(
             "{bold}{} {}{bold}{separator}",
             mark(view.status, view.severity),
-            view.headline
+            escape(&view.headline)
         ));
         for (label, value) in &view.fields {
-            out.push_str(&format!("{bold}{label}:{bold} {value}{separator}"));
+            out.push_str(&format!("{bold}{label}:{bold} {}{separator}", escape(value)));
         }
     }
     out
 }
 
-/// Plain text: the title, then each event's fields.
+/// Plain text: the title, then each event's fields, control characters in
+/// the data turned into spaces so every line is the renderer's.
 pub fn plain_text(message: &Message) -> String {
+    let plain = super::escape::plain;
     let events: Vec<&Event> = message.events().collect();
-    let mut out = format!("{}\n", title(message));
+    let mut out = format!("{}\n", title(message, plain));
     if events.len() > DETAILED_EVENTS {
         for event in &events {
-            out.push_str(&format!("- {}\n", event_line(event)));
+            out.push_str(&format!("- {}\n", plain(&event_line(event))));
         }
         return out;
     }
     for event in events {
         let view = event_view(event);
-        out.push_str(&format!("\n{}\n", view.headline));
+        out.push_str(&format!("\n{}\n", plain(&view.headline)));
         for (label, value) in &view.fields {
-            out.push_str(&format!("  {label}: {value}\n"));
+            out.push_str(&format!("  {label}: {}\n", plain(value)));
         }
     }
     out
-}
-
-/// Escapes text for HTML.
-pub fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 #[cfg(test)]
@@ -301,8 +324,4 @@ mod tests {
         assert!(chars.ends_with("more characters)"), "{chars}");
     }
 
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(html_escape("<b>&\"'"), "&lt;b&gt;&amp;&quot;&#39;");
-    }
 }

@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 
+use super::escape;
 use super::render::{self, event_view, mark, truncate_chars};
 use super::{Delivered, Message, Notifier, SendError, Templates, http};
 use crate::config::{Secret, SlackConfig};
@@ -19,11 +20,11 @@ const MAX_TEXT_CHARS: usize = 3_000;
 pub struct Slack {
     url: Secret,
     templates: Templates,
-    http: reqwest::Client,
+    http: http::Http,
 }
 
 impl Slack {
-    pub fn new(config: &SlackConfig, templates: Templates, http: reqwest::Client) -> Self {
+    pub fn new(config: &SlackConfig, templates: Templates, http: http::Http) -> Self {
         Self {
             url: config.url.clone(),
             templates,
@@ -37,7 +38,7 @@ impl Slack {
             Some(text) => {
                 json!({
                     "text": truncate_chars(&title, MAX_TEXT_CHARS),
-                    "blocks": [section(&escape(&text))],
+                    "blocks": [section(&text)],
                 })
             }
             None => build_body(&title, message),
@@ -48,10 +49,10 @@ impl Slack {
 impl Notifier for Slack {
     async fn send(&self, message: &Message) -> Result<Delivered, SendError> {
         let (status, headers, text) =
-            http::post_json(&self.http, self.url.expose(), &self.body(message), &[]).await?;
+            self.http.post_json(self.url.expose(), &self.body(message), &[]).await?;
         http::classify_status(status, &headers, &text)?;
         if text.trim() == "ok" {
-            Ok(Delivered { answer: text })
+            Ok(Delivered::answered(&text))
         } else {
             Err(SendError::Permanent(format!(
                 "Slack answered `{}` instead of `ok`",
@@ -65,21 +66,24 @@ impl Notifier for Slack {
     }
 }
 
-/// Slack's mrkdwn needs `&`, `<` and `>` escaped.
-pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 fn section(text: &str) -> Value {
     json!({ "type": "section", "text": { "type": "mrkdwn", "text": truncate_chars(text, MAX_SECTION_CHARS) } })
 }
 
+/// The mrkdwn-escaped title as plain text, for the header block: plain_text
+/// is not parsed for links or mentions, and would show the entities.
+fn unescape(title: &str) -> String {
+    title
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The message; `title` is already escaped for mrkdwn.
 pub fn build_body(title: &str, message: &Message) -> Value {
     let mut blocks = vec![json!({
         "type": "header",
-        "text": { "type": "plain_text", "text": truncate_chars(title, 150), "emoji": true }
+        "text": { "type": "plain_text", "text": truncate_chars(&unescape(title), 150), "emoji": true }
     })];
     let events: Vec<_> = message.events().collect();
     if events.len() > render::DETAILED_EVENTS {
@@ -90,7 +94,7 @@ pub fn build_body(title: &str, message: &Message) -> Value {
                 &format!(
                     "{} {}",
                     mark(event.status, event.severity),
-                    escape(&render::event_line(event))
+                    escape::slack(&render::event_line(event))
                 ),
                 500,
             );
@@ -110,10 +114,10 @@ pub fn build_body(title: &str, message: &Message) -> Value {
             let mut text = format!(
                 "*{} {}*\n",
                 mark(view.status, view.severity),
-                escape(&view.headline)
+                escape::slack(&view.headline)
             );
             for (label, value) in &view.fields {
-                text.push_str(&format!("*{label}:* {}\n", escape(value)));
+                text.push_str(&format!("*{label}:* {}\n", escape::slack(value)));
             }
             blocks.push(section(&text));
             blocks.push(json!({ "type": "divider" }));
@@ -135,12 +139,17 @@ mod tests {
             .unwrap()
             .with_timezone(&chrono::Utc);
         let message = sample_message(now);
-        let body = build_body(&render::title(&message), &message);
+        let body = build_body(&render::title(&message, escape::slack), &message);
         assert_eq!(
             body["text"],
-            "[FIRING critical] step failed · orders mysql -> polardb · 全量迁移 (03) › order_items"
+            "[FIRING critical] step failed · orders mysql -&gt; polardb · 全量迁移 (03) › order_items",
+            "the notification text is mrkdwn: escaped like the sections"
         );
         assert_eq!(body["blocks"][0]["type"], "header");
+        assert_eq!(
+            body["blocks"][0]["text"]["text"],
+            "[FIRING critical] step failed · orders mysql -> polardb · 全量迁移 (03) › order_items"
+        );
         assert_eq!(
             body["blocks"][1]["text"]["text"].as_str().unwrap(),
             "*🔴 FIRING · critical · step failed*\n\

@@ -19,11 +19,11 @@ pub struct Webhook {
     secret: Option<Secret>,
     headers: Vec<(String, Secret)>,
     templates: Templates,
-    http: reqwest::Client,
+    http: http::Http,
 }
 
 impl Webhook {
-    pub fn new(config: &WebhookConfig, templates: Templates, http: reqwest::Client) -> Self {
+    pub fn new(config: &WebhookConfig, templates: Templates, http: http::Http) -> Self {
         Self {
             url: config.url.clone(),
             secret: config.secret.clone(),
@@ -62,11 +62,9 @@ impl Notifier for Webhook {
             ));
         }
         let (status, response_headers, text) =
-            http::post_json(&self.http, self.url.expose(), &body, &headers).await?;
+            self.http.post_json(self.url.expose(), &body, &headers).await?;
         http::classify_status(status, &response_headers, &text)?;
-        Ok(Delivered {
-            answer: format!("HTTP {status} {}", text.trim()),
-        })
+        Ok(Delivered::answered(&format!("HTTP {status} {}", text.trim())))
     }
 
     fn preview(&self, message: &Message) -> String {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::escape;
 use super::render::{self, truncate_bytes};
 use super::{Delivered, Message, Notifier, SendError, Templates, http};
 use crate::config::{Secret, WeComConfig};
@@ -23,11 +24,11 @@ pub struct WeCom {
     mentioned_mobiles: Vec<String>,
     mentioned_users: Vec<String>,
     templates: Templates,
-    http: reqwest::Client,
+    http: http::Http,
 }
 
 impl WeCom {
-    pub fn new(config: &WeComConfig, templates: Templates, http: reqwest::Client) -> Self {
+    pub fn new(config: &WeComConfig, templates: Templates, http: http::Http) -> Self {
         Self {
             url: config.url.clone(),
             mentioned_mobiles: config.mentioned_mobiles.clone(),
@@ -57,7 +58,7 @@ impl Notifier for WeCom {
         for (i, body) in self.bodies(message).iter().enumerate() {
             let result = async {
                 let (status, headers, text) =
-                    http::post_json(&self.http, self.url.expose(), body, &[]).await?;
+                    self.http.post_json(self.url.expose(), body, &[]).await?;
                 http::classify_status(status, &headers, &text)?;
                 check_answer(&text)
             }
@@ -93,7 +94,7 @@ fn builtin_markdown(message: &Message, title: &str) -> String {
     };
     format!(
         "<font color=\"{colour}\">**{title}**</font>\n{}",
-        render::markdown(message, "**", "\n")
+        render::markdown(message, "**", "\n", escape::chat_markdown)
     )
 }
 
@@ -118,9 +119,7 @@ pub fn build_mention(title: &str, users: &[String], mobiles: &[String]) -> Optio
 
 pub fn check_answer(text: &str) -> Result<Delivered, SendError> {
     let Some((code, message)) = http::errcode("WeCom", text)? else {
-        return Ok(Delivered {
-            answer: text.to_string(),
-        });
+        return Ok(Delivered::answered(text));
     };
     let reason = format!("WeCom errcode {code}: {message}");
     Err(match code {
@@ -144,7 +143,7 @@ mod tests {
             .unwrap()
             .with_timezone(&chrono::Utc);
         let message = sample_message(now);
-        let body = build_markdown(&builtin_markdown(&message, &render::title(&message)));
+        let body = build_markdown(&builtin_markdown(&message, &render::title(&message, escape::chat_markdown)));
         let content = body["markdown"]["content"].as_str().unwrap();
         assert!(content.starts_with("<font color=\"warning\">**[FIRING critical] step failed · orders mysql -> polardb · 全量迁移 (03) › order_items**</font>\n**🔴 FIRING · critical · step failed**\n"), "{content}");
         let mention = build_mention("t", &["zhangsan".into()], &["13800000000".into()]).unwrap();

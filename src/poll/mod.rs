@@ -25,6 +25,7 @@ use crate::aliyun::{AliyunClient, ApiError, ApiFailure, Environment};
 use crate::config::{Config, JobConfig};
 use crate::dts::api::{self, Fetched, ListJobStepRequest};
 use crate::metrics::{Counter, Gauge, Metrics};
+use crate::notify::escape;
 use crate::rules::{Notice, Outcome, WatchdogCheck};
 use crate::store::StoreError;
 use crate::store::jobs::{self, JobSource};
@@ -145,7 +146,7 @@ pub async fn poll_one(ctx: &PollContext, job: &JobConfig, source: JobSource) -> 
         .await;
     let _entered = span.enter();
     if let Err(failure) = &result {
-        tracing::warn!(error = %failure.error, attempts = failure.attempts, "poll failed");
+        tracing::warn!(error = %escape::log(&failure.error.to_string()), attempts = failure.attempts, "poll failed");
     }
     match &recorded {
         Ok(report) => {
@@ -209,7 +210,7 @@ fn count(
 /// After a commit: log every decision and wake delivery if anything is to be sent.
 fn settled(ctx: &PollContext, notices: &[Notice]) {
     for notice in notices {
-        tracing::info!("{}", notice.line());
+        tracing::info!("{}", escape::log(&notice.line()));
     }
     if notices.iter().any(|n| n.suppressed.is_none()) {
         ctx.delivery.notify_waiters();

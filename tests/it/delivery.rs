@@ -59,6 +59,12 @@ fn fetched(snapshot: JobSnapshot) -> Result<Fetched, ApiFailure> {
     })
 }
 
+/// A poll result with the step failed, for tests elsewhere.
+#[allow(clippy::result_large_err)] // the shape poll::fetch returns
+pub fn fetched_failed() -> Result<Fetched, ApiFailure> {
+    fetched(snapshot("Failed", Some("DTS-1020042 boom")))
+}
+
 /// A `TestApp` with the steps these tests take.
 struct Setup {
     app: TestApp,

@@ -9,6 +9,7 @@ mod daemon;
 mod delivery;
 mod faults;
 mod helpers;
+mod hostile;
 mod layout;
 mod operations;
 mod peers;

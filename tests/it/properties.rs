@@ -21,8 +21,27 @@ use serde_json::{Map, Value, json};
 
 /// Texts that stress renderers: markdown and JSON specials, CJK, emoji,
 /// control characters, and now and then something very long.
+/// Markup and mentions an attacker (or an unlucky source row) could put in DTS text.
+const PAYLOADS: [&str; 14] = [
+    "<at id=all></at>",
+    "<at user_id=\"ou_1\">x</at>",
+    "<@U123ABC>",
+    "<!here>",
+    "<!channel>",
+    "<@zhangsan>",
+    "[click](http://evil.example/x)",
+    "![img](http://evil.example/i.png)",
+    "**Job:** forged",
+    "</font><font color=\"warning\">forged</font>",
+    "\n#### forged heading\n> quote",
+    "`code` *bold* _it_",
+    "\u{1b}[2J\u{1b}]0;title\u{7}",
+    "<script>alert(1)</script><a href=\"javascript:x\">",
+];
+
 fn text() -> impl Strategy<Value = String> {
     prop_oneof![
+        2 => (prop::sample::select(PAYLOADS.to_vec()), "\\PC{0,10}").prop_map(|(p, s)| format!("{s}{p}{s}")),
         4 => "\\PC{0,40}",
         2 => "[\"'`*_<>&\\\\\n\t|#\\[\\]()~ 全量迁移失败😀\u{0}-\u{1f}]{0,60}",
         1 => "[a-z 全量\"\\\\\n<>&]{2000,6000}",
@@ -311,6 +330,105 @@ proptest! {
                     }
                 },
                 _ => prop_assert!(!preview.is_empty()),
+            }
+        }
+    }
+}
+
+/// A body without the renderer's own `[FIRING critical]` title prefix.
+fn without_title_prefix(text: &str) -> String {
+    static PREFIX: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"\[(FIRING|RESOLVED) (info|warning|critical)\]").expect("regex")
+    });
+    PREFIX.replace_all(text, "").into_owned()
+}
+
+/// Every `*` of a chat markdown line is the renderer's: bold around a
+/// headline or a label (`**Label:** value`; the closing pair may be cut off
+/// by truncation), nowhere else.
+fn only_our_emphasis(line: &str) -> bool {
+    let stars = line.matches('*').count();
+    stars == 0 || (stars <= 4 && line.starts_with("**"))
+}
+
+/// The tags the email's HTML part is built of.
+const HTML_TAGS: [&str; 8] = ["div", "h3", "p", "table", "tr", "td", "ul", "li"];
+
+fn tags(html: &str) -> Vec<String> {
+    html.split('<')
+        .skip(1)
+        .map(|rest| {
+            rest.trim_start_matches('/')
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect()
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(80))]
+
+    #[test]
+    fn data_never_becomes_markup_a_mention_or_a_terminal_command(message in message()) {
+        for (kind, channel) in CHANNEL_SET.iter() {
+            let preview = channel.preview(&message);
+            match kind.as_str() {
+                "dingtalk" => for body in wire_bodies(&preview) {
+                    let text = without_title_prefix(body["markdown"]["text"].as_str().unwrap_or_default());
+                    prop_assert!(!text.contains(['<', '[', ']', '`']), "{}", text);
+                    for line in text.lines() {
+                        prop_assert!(only_our_emphasis(line), "{}", line);
+                        prop_assert!(!line.starts_with('>') && !line.starts_with("#### forged"), "{}", line);
+                    }
+                    prop_assert_eq!(&body["at"]["isAtAll"], &Value::Bool(false));
+                    prop_assert_eq!(body["at"]["atMobiles"].as_array().map_or(0, Vec::len), 0);
+                },
+                "wecom" => for body in wire_bodies(&preview) {
+                    if let Some(markdown) = body["markdown"]["content"].as_str() {
+                        // The only tags are the renderer's colour around the title.
+                        let stripped = without_title_prefix(markdown)
+                            .replacen("<font color=\"warning\">", "", 1)
+                            .replacen("<font color=\"info\">", "", 1)
+                            .replacen("</font>", "", 1);
+                        prop_assert!(!stripped.contains(['<', '[', ']', '`']), "{}", markdown);
+                        for line in stripped.lines() {
+                            prop_assert!(only_our_emphasis(line), "{}", line);
+                        }
+                    }
+                    if let Some(mentioned) = body["text"]["mentioned_list"].as_array() {
+                        prop_assert_eq!(mentioned, &vec![Value::from("@all")], "mentions come from the config only");
+                    }
+                },
+                "feishu" => for body in wire_bodies(&preview) {
+                    let content = body["card"]["elements"][0]["text"]["content"].as_str().unwrap_or_default();
+                    prop_assert!(!content.contains(['<', '[', ']', '`']), "{}", content);
+                    for line in content.lines() {
+                        prop_assert!(only_our_emphasis(line), "{}", line);
+                    }
+                },
+                "slack" => for body in wire_bodies(&preview) {
+                    let mut texts = vec![without_title_prefix(body["text"].as_str().unwrap_or_default())];
+                    for block in body["blocks"].as_array().cloned().unwrap_or_default() {
+                        if block["text"]["type"] == "mrkdwn" {
+                            texts.push(block["text"]["text"].as_str().unwrap_or_default().to_string());
+                        }
+                    }
+                    for text in texts {
+                        prop_assert!(!text.contains(['<', '>', '`']), "{}", text);
+                    }
+                },
+                "email" => {
+                    let html = preview.split("--- text/html ---").nth(1).unwrap_or_default();
+                    for tag in tags(html) {
+                        prop_assert!(HTML_TAGS.contains(&tag.as_str()) || tag == "code", "<{}> in {}", tag, html);
+                    }
+                    prop_assert!(!preview.contains(|c: char| c.is_control() && c != '\n'), "{:?}", preview);
+                },
+                "console" => {
+                    prop_assert!(!preview.contains(|c: char| c.is_control() && c != '\n'), "{:?}", preview);
+                },
+                _ => {}
             }
         }
     }

@@ -102,6 +102,8 @@ pub struct ChannelConfig {
     pub template: Option<String>,
     pub title_template: Option<String>,
     pub max_age: Option<Duration>,
+    /// The largest answer read from the platform (`[delivery] max_answer`).
+    pub max_answer: usize,
 }
 
 /// Every channel type: its name, the keys it takes besides the shared ones,
@@ -350,6 +352,8 @@ fn shared_settings(
                 &format!("{owner}: max_age"),
             )
         }),
+        // Set from `[delivery]` once that section is read.
+        max_answer: 0,
     }
 }
 

@@ -217,7 +217,10 @@ fn build(mut doc: RawDocument, source: &Path, errors: &mut Errors) -> Config {
     let account_names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
     let jobs = sources::build_jobs(&doc.jobs, &account_names, errors);
     let discover = sources::build_discover(&doc.discover, &account_names, errors);
-    let channels = std::mem::take(&mut doc.channels);
+    let mut channels = std::mem::take(&mut doc.channels);
+    for channel in channels.values_mut() {
+        channel.max_answer = delivery.max_answer;
+    }
     let rules = rules::build_rules(&doc.rules, &channels, errors);
     let silences = silences::build_silences(&doc.silences, errors);
     let watchdog = doc

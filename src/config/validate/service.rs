@@ -68,6 +68,7 @@ pub(super) fn build_poll(raw: &RawPoll, errors: &mut Errors) -> PollConfig {
         backoff,
         max_backoff,
         jitter: errors.duration(&raw.jitter, Duration::from_secs(1), "poll.jitter"),
+        max_answer: errors.size(&raw.max_answer, 8_000_000, "poll.max_answer"),
     }
 }
 
@@ -116,5 +117,6 @@ pub(super) fn build_delivery(raw: &RawDelivery, errors: &mut Errors) -> Delivery
             Duration::from_secs(10),
             "delivery.timeout",
         ),
+        max_answer: errors.size(&raw.max_answer, 1_000_000, "delivery.max_answer"),
     }
 }

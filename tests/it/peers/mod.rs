@@ -6,6 +6,7 @@
 
 pub mod dingtalk;
 pub mod feishu;
+pub mod hostile;
 pub mod slack;
 pub mod smtp;
 pub mod webhook;
