@@ -1,10 +1,13 @@
 //! `/healthz` and `/metrics` for the daemon. Health says whether dtswatch is
 //! doing its job: polls succeed somewhere, they can be written, and the
 //! outbox is moving. Metrics combine what the daemon counted with what the
-//! store knows at scrape time (alerts firing, outbox depth).
+//! store knows at scrape time (alerts firing, outbox depth). The listener is
+//! bounded: at most [`MAX_CONNECTIONS`] at once, headers within
+//! [`HEADER_TIMEOUT`], no connection past [`CONNECTION_LIFETIME`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -12,6 +15,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::Utc;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{Gauge, Metrics, Series};
@@ -131,7 +137,15 @@ async fn metrics(State(state): State<ServerState>) -> Response {
     }
 }
 
-/// Binds `listen` and serves until cancelled.
+/// Connections served at once; more are closed as they arrive, so a flood
+/// of idle connections cannot take the file descriptors polls need.
+pub const MAX_CONNECTIONS: usize = 64;
+/// A client must send its request headers within this (idle keep-alive included).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// No connection lives longer than this.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Binds `listen` and serves until cancelled, within the limits above.
 pub async fn serve(
     listen: SocketAddr,
     state: ServerState,
@@ -143,12 +157,39 @@ pub async fn serve(
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(state);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { cancel.cancelled().await })
-            .await
-        {
-            tracing::warn!(error = %e, "the health and metrics server stopped");
+        loop {
+            let accepted = tokio::select! {
+                _ = cancel.cancelled() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of descriptors, most likely: wait rather than spin.
+                    tracing::warn!(%error, "the health and metrics server cannot accept");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                drop(stream);
+                continue;
+            };
+            let service = TowerToHyperService::new(app.clone());
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                let _slot = slot;
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::select! {
+                    _ = cancel.cancelled() => {}
+                    _ = tokio::time::timeout(CONNECTION_LIFETIME, connection) => {}
+                }
+            });
         }
     });
     Ok(addr)

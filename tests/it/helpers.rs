@@ -496,6 +496,10 @@ impl DaemonProcess {
         )
     }
 
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
     /// Sends `signal` (`HUP`, `TERM`, …) with kill(1).
     pub fn signal(&self, signal: &str) {
         let status = std::process::Command::new("kill")

@@ -241,3 +241,82 @@ async fn huge_error_text_makes_bounded_log_lines() {
     assert!(longest < 4_000, "a log line of {longest} bytes");
     assert!(!log.lines().any(|l| l.starts_with("FORGED")), "no forged line");
 }
+
+/// Raises this process's open-file limit to `want` (or the hard limit).
+fn allow_open_files(want: u64) {
+    // SAFETY: getrlimit/setrlimit on RLIMIT_NOFILE with a valid struct.
+    unsafe {
+        let mut limit = std::mem::zeroed::<libc::rlimit>();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < want {
+            limit.rlim_cur = want.min(limit.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// A flood of idle connections to `/healthz` cannot take the daemon's file
+/// descriptors: polls go on and a failure in the flood is alerted.
+#[tokio::test]
+async fn idle_connections_to_the_health_port_cannot_starve_polls() {
+    allow_open_files(4096);
+    let running = SimStep {
+        id: Some("s1".into()),
+        name: "全量迁移".into(),
+        code: Some("03".into()),
+        state: "Running".into(),
+        ..Default::default()
+    };
+    let sim = Simulator::start(SimOptions {
+        jobs: vec![SimJob::fixed("dtsflood", "cn-hangzhou", vec![running.clone()])],
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let webhook = crate::peers::webhook::Webhook::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = crate::helpers::daemon_config(dir.path(), &sim.endpoint(), &["dtsflood"])
+        .set("server", "listen", &format!("\"127.0.0.1:{port}\""))
+        .with(&format!(
+            "[channels.hook]\ntype = \"webhook\"\nurl = \"{}\"\nsecret = \"{}\"\n\n[[rules]]\nname = \"step failed\"\nkind = \"failed\"\nchannels = [\"hook\"]",
+            webhook.url(),
+            webhook.secret
+        ))
+        .write(dir.path());
+    let daemon = crate::helpers::DaemonProcess::start(&config);
+    crate::helpers::eventually("the daemon listens", async || {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..1100 {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(stream) => idle.push(stream),
+            Err(_) => break,
+        }
+    }
+    sim.add_job(SimJob::fixed(
+        "dtsflood",
+        "cn-hangzhou",
+        vec![SimStep {
+            state: "Failed".into(),
+            ..running
+        }],
+    ));
+    crate::helpers::eventually("the failure alerted during the flood", async || {
+        (!webhook.accepted().is_empty()).then_some(())
+    })
+    .await;
+    let open = std::fs::read_dir(format!("/proc/{}/fd", daemon.pid()))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(open < 300, "the daemon holds {open} descriptors");
+    drop(idle);
+}
