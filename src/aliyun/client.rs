@@ -11,6 +11,7 @@ use super::credentials::{CredentialsProvider, Environment};
 use super::endpoint;
 use super::error::{ApiError, ErrorClass, ErrorEnvelope, describe_transport_error};
 use super::signing::{self, V1Common, V3Common};
+use super::tolerant;
 use crate::config::{AccountConfig, PollConfig, SignatureVersion};
 use crate::ratelimit::RateLimiter;
 
@@ -265,7 +266,7 @@ impl AliyunClient {
                     None,
                 ),
             })?;
-        interpret(status, body).map_err(|e| (e, retry_after))
+        interpret(status, tolerant::repair(body)).map_err(|e| (e, retry_after))
     }
 
     fn transport_error(&self, error: reqwest::Error) -> ApiError {

@@ -9,6 +9,7 @@ mod ecs_role;
 pub mod endpoint;
 pub mod error;
 pub mod signing;
+pub mod tolerant;
 
 pub use client::{AliyunClient, ApiCall, ApiFailure, ApiResponse};
 pub use credentials::{Credentials, Environment};

@@ -320,3 +320,30 @@ async fn idle_connections_to_the_health_port_cannot_starve_polls() {
     assert!(open < 300, "the daemon holds {open} descriptors");
     drop(idle);
 }
+
+/// A lone surrogate in ErrMsg does not blind the job: the failure is polled and alerted.
+#[tokio::test]
+async fn one_bad_character_does_not_blind_a_job() {
+    let body = r#"{"RequestId":"R1","Success":true,"JobSteps":[{"JobStepId":"s1","JobStepName":"全量迁移","JobStepCode":"03","State":"Failed","ErrMsg":"Incorrect string value: \ud83d for column"}]}"#;
+    let mut job = SimJob::fixed("dtsbyte", "cn-hangzhou", Vec::new());
+    job.script = dtswatch::sim::scenario::Script::Frames(vec![dtswatch::sim::Frame::Body(
+        body.into(),
+    )]);
+    let sim = Simulator::start(SimOptions {
+        jobs: vec![job],
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let app = TestApp::new(
+        TestConfig::new(&sim.endpoint())
+            .job("dtsbyte")
+            .with("[channels.c]\ntype = \"console\"\n\n[[rules]]\nname = \"step failed\"\nkind = \"failed\"\nchannels = [\"c\"]"),
+    )
+    .await;
+    let (polled, report) = app.poll("dtsbyte").await;
+    let fetched = polled.result.expect("the poll succeeds");
+    let err = fetched.snapshot.steps[0].err_msg.as_deref().unwrap_or_default().to_string();
+    assert!(err.contains('\u{fffd}'), "{err}");
+    assert_eq!(report.notices.len(), 1, "the failure is alerted");
+}
