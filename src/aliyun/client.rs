@@ -66,6 +66,20 @@ pub struct AliyunClient {
     timeout: Duration,
     /// The largest answer read (`poll.max_answer`).
     max_answer: usize,
+    /// Throttling is about the account, not the request: while DTS says
+    /// `Throttling.*`, every request of the account waits here.
+    throttle: std::sync::Mutex<Throttle>,
+}
+
+/// The account's standing with DTS's flow control.
+#[derive(Debug, Default)]
+struct Throttle {
+    /// No request of the account leaves before this.
+    paused_until: Option<tokio::time::Instant>,
+    /// Throttled answers in a row: the pause doubles with each.
+    in_a_row: u32,
+    /// Since when DTS has throttled the account without a success in between.
+    since: Option<chrono::DateTime<Utc>>,
 }
 
 impl AliyunClient {
@@ -90,7 +104,49 @@ impl AliyunClient {
             },
             timeout: poll.timeout,
             max_answer: poll.max_answer,
+            throttle: Default::default(),
         })
+    }
+
+    /// Since when DTS has been throttling this account, if it is.
+    pub fn throttled_since(&self) -> Option<chrono::DateTime<Utc>> {
+        self.throttle_state().since
+    }
+
+    fn throttle_state(&self) -> std::sync::MutexGuard<'_, Throttle> {
+        self.throttle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records an answer: a throttled one pauses the whole account.
+    fn note_answer(&self, throttled: bool, retry_after: Option<Duration>) {
+        let mut state = self.throttle_state();
+        if !throttled {
+            *state = Throttle::default();
+            return;
+        }
+        // `poll.backoff`, doubled for each throttled answer in a row, up to
+        // `poll.max_backoff`; never shorter than what DTS asks for.
+        let pause = crate::backoff::delay(state.in_a_row, self.retry.base, self.retry.max, 1.0)
+            .max(retry_after.unwrap_or_default());
+        state.in_a_row = state.in_a_row.saturating_add(1);
+        state.since.get_or_insert_with(Utc::now);
+        let until = tokio::time::Instant::now() + pause;
+        if state.paused_until.is_none_or(|current| current < until) {
+            state.paused_until = Some(until);
+        }
+    }
+
+    /// Waits while the account is paused for throttling (every request of it).
+    async fn wait_for_account(&self) {
+        loop {
+            let until = self.throttle_state().paused_until;
+            match until {
+                Some(until) if until > tokio::time::Instant::now() => {
+                    tokio::time::sleep_until(until).await
+                }
+                _ => return,
+            }
+        }
     }
 
     pub fn account(&self) -> &str {
@@ -110,6 +166,7 @@ impl AliyunClient {
             let outcome = self.attempt(call).await;
             let (error, retry_after) = match outcome {
                 Ok((body, request_id)) => {
+                    self.note_answer(false, None);
                     return Ok(ApiResponse {
                         body,
                         request_id,
@@ -121,6 +178,7 @@ impl AliyunClient {
                 Err(e) => e,
             };
             let class = error.class();
+            self.note_answer(class == ErrorClass::Throttled, retry_after);
             let wait = if class.backs_off() && backoff_retries + 1 < self.retry.attempts {
                 backoff_retries += 1;
                 let jittered =
@@ -175,6 +233,7 @@ impl AliyunClient {
             .get()
             .await
             .map_err(|e| (ApiError::Credentials(e), None))?;
+        self.wait_for_account().await;
         self.limiter.acquire().await;
         let base = endpoint::base_url(self.endpoint.as_deref(), &call.region);
         let nonce = uuid::Uuid::new_v4().to_string();

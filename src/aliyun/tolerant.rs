@@ -9,7 +9,9 @@
 pub fn repair(body: Vec<u8>) -> Vec<u8> {
     let body = match String::from_utf8(body) {
         Ok(text) => text.into_bytes(),
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned().into_bytes(),
+        Err(e) => String::from_utf8_lossy(e.as_bytes())
+            .into_owned()
+            .into_bytes(),
     };
     if !has_surrogate_escape(&body) {
         return body;
@@ -20,7 +22,10 @@ pub fn repair(body: Vec<u8>) -> Vec<u8> {
 /// `\uD800`–`\uDFFF` anywhere (a cheap first look; most bodies have none).
 fn has_surrogate_escape(body: &[u8]) -> bool {
     body.windows(4).any(|w| {
-        w[0] == b'\\' && (w[1] == b'u') && (w[2] | 0x20) == b'd' && matches!(w[3] | 0x20, b'8'..=b'9' | b'a'..=b'f')
+        w[0] == b'\\'
+            && (w[1] == b'u')
+            && (w[2] | 0x20) == b'd'
+            && matches!(w[3] | 0x20, b'8'..=b'9' | b'a'..=b'f')
     })
 }
 
@@ -44,7 +49,8 @@ fn replace_lone_surrogates(body: &[u8]) -> Vec<u8> {
         }
         match escape_at(body, i) {
             Some(0xD800..=0xDBFF) => {
-                let paired = escape_at(body, i + 6).is_some_and(|low| (0xDC00..=0xDFFF).contains(&low));
+                let paired =
+                    escape_at(body, i + 6).is_some_and(|low| (0xDC00..=0xDFFF).contains(&low));
                 if paired {
                     out.extend_from_slice(&body[i..i + 12]);
                     i += 12;
@@ -80,8 +86,15 @@ mod tests {
     fn lone_surrogates_and_bad_bytes_become_replacement_characters() {
         assert_eq!(repaired(br#"{"a":"x\ud83dy"}"#), r#"{"a":"x\ufffdy"}"#);
         assert_eq!(repaired(br#"{"a":"\udc00"}"#), r#"{"a":"\ufffd"}"#);
-        assert_eq!(repaired(br#"{"a":"\ud83d\ude00"}"#), r#"{"a":"\ud83d\ude00"}"#);
-        assert_eq!(repaired(br#"{"a":"\\ud83d"}"#), r#"{"a":"\\ud83d"}"#, "an escaped backslash");
+        assert_eq!(
+            repaired(br#"{"a":"\ud83d\ude00"}"#),
+            r#"{"a":"\ud83d\ude00"}"#
+        );
+        assert_eq!(
+            repaired(br#"{"a":"\\ud83d"}"#),
+            r#"{"a":"\\ud83d"}"#,
+            "an escaped backslash"
+        );
         assert_eq!(repaired(b"{\"a\":\"x\xffy\"}"), "{\"a\":\"x\u{fffd}y\"}");
         let json: serde_json::Value =
             serde_json::from_slice(&repair(br#"{"a":"x\ud83d"}"#.to_vec())).expect("parses");

@@ -13,10 +13,10 @@ use super::open_store;
 use crate::config::Config;
 use crate::diff::{self, Change};
 use crate::dts::JobSnapshot;
+use crate::notify::escape::terminal;
 use crate::rules::Event;
 use crate::store::snapshots::SnapshotCache;
 use crate::store::{Store, StoreError, alerts, from_millis, jobs, polls};
-use crate::notify::escape::terminal;
 use crate::text::local_time;
 
 /// `dtswatch history`.

@@ -355,8 +355,7 @@ pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 /// never end) of at most [`MAX_CONFIG_BYTES`].
 fn read_bounded(path: &Path) -> Result<String, String> {
     use std::io::Read as _;
-    let metadata =
-        std::fs::metadata(path).map_err(|e| format!("cannot read config file: {e}"))?;
+    let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read config file: {e}"))?;
     if !metadata.is_file() {
         return Err("cannot read config file: it is not a regular file".into());
     }

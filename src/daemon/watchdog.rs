@@ -18,7 +18,7 @@ use super::runtime::Runtime;
 use crate::config::{WatchdogConfig, format_duration};
 use crate::notify::{Channel, Message};
 use crate::poll;
-use crate::rules::watchdog::{DEAD_RULE, FILE_RULE, NO_POLL_RULE, store_event};
+use crate::rules::watchdog::{DEAD_RULE, FILE_RULE, NO_POLL_RULE, THROTTLE_RULE, store_event};
 use crate::rules::{JobInfo, Notification, WatchdogCheck};
 use crate::store::{StoreError, outbox};
 
@@ -110,6 +110,28 @@ async fn check(
             rule: DEAD_RULE,
             holds: config.dead_letters && !dead.is_empty(),
             summary: format!("dead notifications: {dead_summary}"),
+        },
+        {
+            let mut throttled: Vec<String> = runtime
+                .ctx
+                .clients
+                .iter()
+                .filter_map(|(account, client)| {
+                    let since = client.throttled_since()?;
+                    let for_ = (Utc::now() - since).to_std().unwrap_or_default();
+                    (for_ >= config.no_successful_poll)
+                        .then(|| format!("`{account}` for {}", format_duration(for_)))
+                })
+                .collect();
+            throttled.sort();
+            WatchdogCheck {
+                rule: THROTTLE_RULE,
+                holds: !throttled.is_empty(),
+                summary: format!(
+                    "DTS throttles account {}: polls of its jobs wait; lower poll frequency or raise the quota",
+                    throttled.join(", ")
+                ),
+            }
         },
         {
             let file = daemon.shared.store.file_check();

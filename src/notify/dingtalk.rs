@@ -11,8 +11,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::render::{self, truncate_bytes};
 use super::escape;
+use super::render::{self, truncate_bytes};
 use super::{Delivered, Message, Notifier, SendError, Templates, http};
 use crate::config::{DingTalkConfig, Secret};
 
@@ -65,8 +65,7 @@ impl Notifier for DingTalk {
             ),
             None => self.url.expose().to_string(),
         };
-        let (status, headers, text) =
-            self.http.post_json(&url, &self.body(message), &[]).await?;
+        let (status, headers, text) = self.http.post_json(&url, &self.body(message), &[]).await?;
         http::classify_status(status, &headers, &text)?;
         check_answer(&text)
     }

@@ -66,8 +66,7 @@ impl Notifier for Feishu {
             body["timestamp"] = Value::String(timestamp.to_string());
             body["sign"] = Value::String(sign(timestamp, secret.expose()));
         }
-        let (status, headers, text) =
-            self.http.post_json(self.url.expose(), &body, &[]).await?;
+        let (status, headers, text) = self.http.post_json(self.url.expose(), &body, &[]).await?;
         // A 400 with a JSON code is still Feishu's answer (9499 bad request): read the code first.
         if let Ok(answer) = check_answer(&text) {
             return Ok(answer);

@@ -55,7 +55,11 @@ impl Http {
                 return Err(SendError::retry(format!("HTTP {status}: {too_large}")));
             }
         };
-        Ok((status, headers, String::from_utf8_lossy(&bytes).into_owned()))
+        Ok((
+            status,
+            headers,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        ))
     }
 }
 

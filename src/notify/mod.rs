@@ -146,9 +146,11 @@ impl Channel {
                 client()?,
             )),
             // JSON encoding is the webhook document's escaping.
-            ChannelKind::Webhook(c) => {
-                Channel::Webhook(webhook::Webhook::new(c, templates(render::verbatim), client()?))
-            }
+            ChannelKind::Webhook(c) => Channel::Webhook(webhook::Webhook::new(
+                c,
+                templates(render::verbatim),
+                client()?,
+            )),
             ChannelKind::Console(c) => {
                 Channel::Console(console::Console::new(c, templates(escape::terminal)))
             }

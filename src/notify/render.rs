@@ -244,9 +244,8 @@ pub fn render_template(template: &str, message: &Message, escape: Escape) -> Str
         } else {
             escape(&value.to_string())
         };
-        out.write_str(&text).map_err(|e| {
-            minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
-        })
+        out.write_str(&text)
+            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()))
     });
     match env.render_str(template, minijinja::value::Serde(&context)) {
         Ok(text) => text,
@@ -280,7 +279,10 @@ pub fn markdown(message: &Message, bold: &str, separator: &str, escape: Escape) 
             escape(&view.headline)
         ));
         for (label, value) in &view.fields {
-            out.push_str(&format!("{bold}{label}:{bold} {}{separator}", escape(value)));
+            out.push_str(&format!(
+                "{bold}{label}:{bold} {}{separator}",
+                escape(value)
+            ));
         }
     }
     out
@@ -323,5 +325,4 @@ mod tests {
         assert!(chars.chars().count() <= 3000);
         assert!(chars.ends_with("more characters)"), "{chars}");
     }
-
 }

@@ -48,8 +48,10 @@ impl Slack {
 
 impl Notifier for Slack {
     async fn send(&self, message: &Message) -> Result<Delivered, SendError> {
-        let (status, headers, text) =
-            self.http.post_json(self.url.expose(), &self.body(message), &[]).await?;
+        let (status, headers, text) = self
+            .http
+            .post_json(self.url.expose(), &self.body(message), &[])
+            .await?;
         http::classify_status(status, &headers, &text)?;
         if text.trim() == "ok" {
             Ok(Delivered::answered(&text))

@@ -61,10 +61,15 @@ impl Notifier for Webhook {
                 signature(secret.expose(), bytes.as_bytes()),
             ));
         }
-        let (status, response_headers, text) =
-            self.http.post_json(self.url.expose(), &body, &headers).await?;
+        let (status, response_headers, text) = self
+            .http
+            .post_json(self.url.expose(), &body, &headers)
+            .await?;
         http::classify_status(status, &response_headers, &text)?;
-        Ok(Delivered::answered(&format!("HTTP {status} {}", text.trim())))
+        Ok(Delivered::answered(&format!(
+            "HTTP {status} {}",
+            text.trim()
+        )))
     }
 
     fn preview(&self, message: &Message) -> String {

@@ -143,7 +143,10 @@ mod tests {
             .unwrap()
             .with_timezone(&chrono::Utc);
         let message = sample_message(now);
-        let body = build_markdown(&builtin_markdown(&message, &render::title(&message, escape::chat_markdown)));
+        let body = build_markdown(&builtin_markdown(
+            &message,
+            &render::title(&message, escape::chat_markdown),
+        ));
         let content = body["markdown"]["content"].as_str().unwrap();
         assert!(content.starts_with("<font color=\"warning\">**[FIRING critical] step failed · orders mysql -> polardb · 全量迁移 (03) › order_items**</font>\n**🔴 FIRING · critical · step failed**\n"), "{content}");
         let mention = build_mention("t", &["zhangsan".into()], &["13800000000".into()]).unwrap();

@@ -50,6 +50,11 @@ impl Clients {
     pub fn get(&self, account: &str) -> Option<&Arc<AliyunClient>> {
         self.0.get(account)
     }
+
+    /// Every account's client, by account name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<AliyunClient>)> {
+        self.0.iter().map(|(name, client)| (name.as_str(), client))
+    }
 }
 
 /// Where "now" comes from: the system clock, or one a test moves by hand.

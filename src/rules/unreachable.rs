@@ -1,12 +1,15 @@
 //! `unreachable`: the job could not be polled (API, auth or parse error);
 //! resolves when a poll succeeds. The fingerprint is the kind of failure, so
-//! throttling turning into an auth error is news.
+//! a timeout turning into an auth error is news. Throttling says nothing
+//! about the job — DTS slows the whole account down — so it neither fires nor
+//! resolves the job's alert; the watchdog raises one alert for the account.
 
 use crate::aliyun::ApiError;
 use crate::rules::lifecycle::Condition;
 
 pub fn check(failure: Option<&ApiError>) -> Condition {
     match failure {
+        Some(error) if error.class() == crate::aliyun::ErrorClass::Throttled => Condition::Unknown,
         Some(error) => Condition::Holds {
             since: None,
             fingerprint: Some(error.class().as_str().to_string()),
@@ -19,5 +22,33 @@ pub fn summary(failure: Option<&ApiError>) -> String {
     match failure {
         Some(error) => format!("ListJobStep fails: {error}"),
         None => "ListJobStep answers again".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(code: &str, status: u16) -> ApiError {
+        ApiError::Api {
+            code: code.into(),
+            message: "m".into(),
+            status,
+            request_id: None,
+            recommend: None,
+        }
+    }
+
+    #[test]
+    fn throttling_says_nothing_about_the_job() {
+        assert_eq!(
+            check(Some(&error("Throttling.User", 400))),
+            Condition::Unknown
+        );
+        assert!(matches!(
+            check(Some(&error("ServiceUnavailable", 503))),
+            Condition::Holds { .. }
+        ));
+        assert_eq!(check(None), Condition::Clear);
     }
 }

@@ -18,6 +18,8 @@ use crate::config::{RuleConfig, RuleKind, WatchdogConfig};
 pub const NO_POLL_RULE: &str = "watchdog: no successful poll";
 /// Notifications were given up on.
 pub const DEAD_RULE: &str = "watchdog: dead notifications";
+/// DTS has been throttling an account for a while (one alert, not one per job).
+pub const THROTTLE_RULE: &str = "watchdog: DTS throttling";
 /// The database file was deleted or replaced under the running daemon.
 pub const FILE_RULE: &str = "watchdog: database file replaced";
 /// The database cannot be written (sent around the store, not through it).
@@ -26,7 +28,7 @@ pub const STORE_RULE: &str = "watchdog: database cannot be written";
 /// One measurement of dtswatch's own health.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchdogCheck {
-    /// [`NO_POLL_RULE`], [`DEAD_RULE`] or [`FILE_RULE`].
+    /// [`NO_POLL_RULE`], [`DEAD_RULE`], [`FILE_RULE`] or [`THROTTLE_RULE`].
     pub rule: &'static str,
     pub holds: bool,
     /// What is wrong, while it holds.
@@ -35,7 +37,7 @@ pub struct WatchdogCheck {
 
 /// The rules `[watchdog]` asks for: both checks, to the watchdog's channels.
 pub fn rules(config: &WatchdogConfig) -> Vec<RuleConfig> {
-    [NO_POLL_RULE, DEAD_RULE, FILE_RULE]
+    [NO_POLL_RULE, DEAD_RULE, FILE_RULE, THROTTLE_RULE]
         .into_iter()
         .map(|name| rule(name, config))
         .collect()
@@ -43,21 +45,21 @@ pub fn rules(config: &WatchdogConfig) -> Vec<RuleConfig> {
 
 fn rule(name: &str, config: &WatchdogConfig) -> RuleConfig {
     RuleConfig {
-            name: name.into(),
-            kind: RuleKind::Watchdog,
-            severity: config.severity,
-            channels: config.channels.clone(),
-            jobs: None,
-            steps: None,
-            sub_steps: false,
-            for_: Duration::ZERO,
-            repeat: None,
-            send_resolved: true,
-            after: 1,
-            resolve_after: 1,
-            inhibited_by: Vec::new(),
-            runbook: None,
-        }
+        name: name.into(),
+        kind: RuleKind::Watchdog,
+        severity: config.severity,
+        channels: config.channels.clone(),
+        jobs: None,
+        steps: None,
+        sub_steps: false,
+        for_: Duration::ZERO,
+        repeat: None,
+        send_resolved: true,
+        after: 1,
+        resolve_after: 1,
+        inhibited_by: Vec::new(),
+        runbook: None,
+    }
 }
 
 pub fn condition(check: &WatchdogCheck) -> Condition {
@@ -76,6 +78,7 @@ pub fn summary(check: &WatchdogCheck) -> String {
         (true, _) => check.summary.clone(),
         (false, NO_POLL_RULE) => "resolved: polls succeed again".into(),
         (false, FILE_RULE) => "resolved: the database file is the one dtswatch writes".into(),
+        (false, THROTTLE_RULE) => "resolved: DTS answers without throttling".into(),
         (false, _) => "resolved: no dead notifications left".into(),
     }
 }
@@ -94,7 +97,9 @@ pub fn store_event(
         Some(problem) => (
             EventStatus::Firing,
             Reason::FirstNotification,
-            format!("dtswatch cannot write its database, so it records no poll and queues no alert: {problem}"),
+            format!(
+                "dtswatch cannot write its database, so it records no poll and queues no alert: {problem}"
+            ),
         ),
         None => (
             EventStatus::Resolved,

@@ -275,6 +275,11 @@ impl Simulator {
         }
     }
 
+    /// Drops every injected fault not yet used.
+    pub fn clear_faults(&self) {
+        lock(&self.state).faults.clear();
+    }
+
     /// While offline, every request gets a 503 from the gateway.
     pub fn set_offline(&self, offline: bool) {
         lock(&self.state).offline = offline;

@@ -13,17 +13,17 @@ pub mod silences;
 pub mod snapshots;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use sqlx::Sqlite;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::Sqlite;
 
 /// A write transaction (`BEGIN IMMEDIATE` … `COMMIT`) on a pooled
 /// connection. A transaction that is not committed — a failed statement, a
@@ -257,7 +257,9 @@ mod tests {
     #[tokio::test]
     async fn a_full_database_does_not_poison_the_pool() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join("full.db")).await.expect("store");
+        let store = Store::open(&dir.path().join("full.db"))
+            .await
+            .expect("store");
         sqlx::query("CREATE TABLE blobs (b BLOB NOT NULL)")
             .execute(store.pool())
             .await

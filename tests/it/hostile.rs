@@ -37,7 +37,11 @@ async fn dts_redirects_are_not_followed_and_carry_nothing_away() {
         assert_eq!(failure.attempts, 1, "a redirect is not retried");
     }
     assert!(redirector.requests() >= 2);
-    assert_eq!(catcher.requests(), 0, "the redirect target received nothing");
+    assert_eq!(
+        catcher.requests(),
+        0,
+        "the redirect target received nothing"
+    );
 }
 
 /// A channel that redirects: the notification is dead with the reason, not
@@ -51,8 +55,12 @@ async fn channel_redirects_are_failures_and_carry_nothing_away() {
         redirector.url("/robot/send?access_token=SECRET-TOKEN")
     )))
     .await;
-    app.record("dtsx", chrono::Utc::now(), &crate::delivery::fetched_failed())
-        .await;
+    app.record(
+        "dtsx",
+        chrono::Utc::now(),
+        &crate::delivery::fetched_failed(),
+    )
+    .await;
     let outcome = app
         .deliverer
         .try_deliver_one("ding", chrono::Utc::now() + chrono::Duration::seconds(1))
@@ -64,7 +72,9 @@ async fn channel_redirects_are_failures_and_carry_nothing_away() {
         .await
         .unwrap();
     assert!(
-        reason.contains("HTTP 302") && reason.contains("not followed") && reason.contains("127.0.0.1"),
+        reason.contains("HTTP 302")
+            && reason.contains("not followed")
+            && reason.contains("127.0.0.1"),
         "{reason}"
     );
     assert!(!reason.contains("SECRET-TOKEN"), "{reason}");
@@ -90,11 +100,17 @@ async fn endless_and_huge_dts_answers_are_cut_at_the_cap() {
         let failure = polled.result.expect_err("too large");
         assert_eq!(failure.error.class(), ErrorClass::Malformed);
         assert!(
-            failure.error.to_string().contains("larger than 1000000 bytes"),
+            failure
+                .error
+                .to_string()
+                .contains("larger than 1000000 bytes"),
             "{}",
             failure.error
         );
-        assert!(started.elapsed() < Duration::from_secs(20), "not read to the timeout");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "not read to the timeout"
+        );
         assert!(report.snapshot.is_none());
     }
 }
@@ -122,7 +138,10 @@ async fn huge_chat_answers_are_bounded_in_what_is_read_and_printed() {
         "{}",
         out.stderr
     );
-    assert!(out.stdout.len() + out.stderr.len() < 2_000, "bounded output");
+    assert!(
+        out.stdout.len() + out.stderr.len() < 2_000,
+        "bounded output"
+    );
 }
 
 /// DTS text with terminal escapes reaches the terminal as visible escapes.
@@ -167,7 +186,9 @@ async fn terminal_escapes_in_dts_text_are_shown_not_obeyed() {
             );
         }
         assert!(
-            out.stdout.contains("\\x1b[2J") || out.stderr.contains("\\x1b[2J") || command == "history",
+            out.stdout.contains("\\x1b[2J")
+                || out.stderr.contains("\\x1b[2J")
+                || command == "history",
             "shown as an escape: {}{}",
             out.stdout,
             out.stderr
@@ -208,7 +229,10 @@ async fn huge_error_text_makes_bounded_log_lines() {
         name: "全量迁移".into(),
         code: Some("03".into()),
         state: "Failed".into(),
-        err: Some(format!("DTS-1020042 {}\nFORGED log line", "x".repeat(1_000_000))),
+        err: Some(format!(
+            "DTS-1020042 {}\nFORGED log line",
+            "x".repeat(1_000_000)
+        )),
         ..Default::default()
     };
     let sim = Simulator::start(SimOptions {
@@ -239,7 +263,10 @@ async fn huge_error_text_makes_bounded_log_lines() {
     let log = std::fs::read_to_string(&log_path).unwrap();
     let longest = log.lines().map(str::len).max().unwrap_or(0);
     assert!(longest < 4_000, "a log line of {longest} bytes");
-    assert!(!log.lines().any(|l| l.starts_with("FORGED")), "no forged line");
+    assert!(
+        !log.lines().any(|l| l.starts_with("FORGED")),
+        "no forged line"
+    );
 }
 
 /// Raises this process's open-file limit to `want` (or the hard limit).
@@ -267,7 +294,11 @@ async fn idle_connections_to_the_health_port_cannot_starve_polls() {
         ..Default::default()
     };
     let sim = Simulator::start(SimOptions {
-        jobs: vec![SimJob::fixed("dtsflood", "cn-hangzhou", vec![running.clone()])],
+        jobs: vec![SimJob::fixed(
+            "dtsflood",
+            "cn-hangzhou",
+            vec![running.clone()],
+        )],
         ..SimOptions::default()
     })
     .await
@@ -326,9 +357,8 @@ async fn idle_connections_to_the_health_port_cannot_starve_polls() {
 async fn one_bad_character_does_not_blind_a_job() {
     let body = r#"{"RequestId":"R1","Success":true,"JobSteps":[{"JobStepId":"s1","JobStepName":"全量迁移","JobStepCode":"03","State":"Failed","ErrMsg":"Incorrect string value: \ud83d for column"}]}"#;
     let mut job = SimJob::fixed("dtsbyte", "cn-hangzhou", Vec::new());
-    job.script = dtswatch::sim::scenario::Script::Frames(vec![dtswatch::sim::Frame::Body(
-        body.into(),
-    )]);
+    job.script =
+        dtswatch::sim::scenario::Script::Frames(vec![dtswatch::sim::Frame::Body(body.into())]);
     let sim = Simulator::start(SimOptions {
         jobs: vec![job],
         ..SimOptions::default()
@@ -343,7 +373,11 @@ async fn one_bad_character_does_not_blind_a_job() {
     .await;
     let (polled, report) = app.poll("dtsbyte").await;
     let fetched = polled.result.expect("the poll succeeds");
-    let err = fetched.snapshot.steps[0].err_msg.as_deref().unwrap_or_default().to_string();
+    let err = fetched.snapshot.steps[0]
+        .err_msg
+        .as_deref()
+        .unwrap_or_default()
+        .to_string();
     assert!(err.contains('\u{fffd}'), "{err}");
     assert_eq!(report.notices.len(), 1, "the failure is alerted");
 }

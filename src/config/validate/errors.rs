@@ -94,7 +94,12 @@ impl Errors {
     }
 
     /// A size between 1 KB and 256 MB.
-    pub(in crate::config) fn size(&mut self, value: &Option<Text>, default: usize, what: &str) -> usize {
+    pub(in crate::config) fn size(
+        &mut self,
+        value: &Option<Text>,
+        default: usize,
+        what: &str,
+    ) -> usize {
         const BOUNDS: std::ops::RangeInclusive<u64> = 1_000..=256 * 1024 * 1024;
         let Some(text) = value else {
             return default;
@@ -102,7 +107,10 @@ impl Errors {
         match crate::config::parse_size(text.get_ref()) {
             Ok(size) if BOUNDS.contains(&size) => usize::try_from(size).unwrap_or(default),
             Ok(_) => {
-                self.at(text.span(), format!("{what} must be between 1KB and 256MiB"));
+                self.at(
+                    text.span(),
+                    format!("{what} must be between 1KB and 256MiB"),
+                );
                 default
             }
             Err(e) => {

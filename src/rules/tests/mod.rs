@@ -149,9 +149,9 @@ pub(super) fn run_with(
     let mut previous: Option<(JobSnapshot, DateTime<Utc>)> = None;
     let mut out = Vec::new();
     let error = ApiError::Api {
-        code: "Throttling.User".into(),
-        message: "denied".into(),
-        status: 400,
+        code: "ServiceUnavailable".into(),
+        message: "The request has failed due to a temporary failure of the server.".into(),
+        status: 503,
         request_id: None,
         recommend: None,
     };

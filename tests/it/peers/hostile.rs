@@ -36,7 +36,12 @@ struct Config {
     log: Log,
 }
 
-async fn answer(State(config): State<Config>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn answer(
+    State(config): State<Config>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     record(
         &config.log,
         &uri,
