@@ -9,6 +9,23 @@ use chrono::{DateTime, Utc};
 
 use crate::config::CronSchedule;
 
+/// `at + by`, saturating at the end of time instead of panicking: `by` may
+/// come from a peer (`Retry-After`) or from arithmetic on user durations.
+pub fn later(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(by)
+        .ok()
+        .and_then(|by| at.checked_add_signed(by))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `at - by`, saturating at the start of time.
+pub fn earlier(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(by)
+        .ok()
+        .and_then(|by| at.checked_sub_signed(by))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 /// A stable offset in `[0, max)` derived from the job id (FNV-1a), so restarts keep it.
 pub fn jitter_for(job_id: &str, max: Duration) -> Duration {
     if max.is_zero() {
@@ -32,13 +49,6 @@ pub fn sleep_until(next: Option<DateTime<Utc>>, now: DateTime<Utc>, idle: Durati
     }
 }
 
-/// The gap between two consecutive ticks after `now` (the schedule's period, for regular schedules).
-pub fn period(schedule: &CronSchedule, now: DateTime<Utc>) -> Option<Duration> {
-    let first = schedule.next_after(now)?;
-    let second = schedule.next_after(first)?;
-    (second - first).to_std().ok()
-}
-
 /// The jitter actually used: at most `max`, and at most half the schedule's period.
 pub fn effective_jitter(
     job_id: &str,
@@ -46,7 +56,7 @@ pub fn effective_jitter(
     max: Duration,
     now: DateTime<Utc>,
 ) -> Duration {
-    let cap = period(schedule, now).map(|p| p / 2).unwrap_or(max).min(max);
+    let cap = schedule.period(now).map(|p| p / 2).unwrap_or(max).min(max);
     jitter_for(job_id, cap)
 }
 
@@ -135,7 +145,7 @@ mod tests {
     fn jitter_never_exceeds_half_the_period() {
         let schedule = CronSchedule::parse("* * * * * *").unwrap();
         let now = at("2026-11-30T10:00:00Z");
-        assert_eq!(period(&schedule, now), Some(Duration::from_secs(1)));
+        assert_eq!(schedule.period(now), Some(Duration::from_secs(1)));
         for i in 0..50 {
             assert!(
                 effective_jitter(&format!("j{i}"), &schedule, Duration::from_secs(10), now)

@@ -11,7 +11,7 @@ use super::credentials::{CredentialsProvider, Environment};
 use super::endpoint;
 use super::error::{ApiError, ErrorClass, ErrorEnvelope, describe_transport_error};
 use super::signing::{self, V1Common, V3Common};
-use super::tolerant;
+use super::{clock, tolerant};
 use crate::config::{AccountConfig, PollConfig, SignatureVersion};
 use crate::ratelimit::RateLimiter;
 
@@ -127,7 +127,11 @@ impl AliyunClient {
         // `poll.backoff`, doubled for each throttled answer in a row, up to
         // `poll.max_backoff`; never shorter than what DTS asks for.
         let pause = crate::backoff::delay(state.in_a_row, self.retry.base, self.retry.max, 1.0)
-            .max(retry_after.unwrap_or_default());
+            .max(
+                retry_after
+                    .unwrap_or_default()
+                    .min(Duration::from_secs(300)),
+            );
         state.in_a_row = state.in_a_row.saturating_add(1);
         state.since.get_or_insert_with(Utc::now);
         let until = tokio::time::Instant::now() + pause;
@@ -297,6 +301,11 @@ impl AliyunClient {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .filter(|ms| *ms > 0)
             .map(Duration::from_millis);
+        let server_date = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         if (300..400).contains(&status) {
             return Err((
                 ApiError::Api {
@@ -325,7 +334,8 @@ impl AliyunClient {
                     None,
                 ),
             })?;
-        interpret(status, tolerant::repair(body)).map_err(|e| (e, retry_after))
+        interpret(status, tolerant::repair(body))
+            .map_err(|e| (explain(e, server_date), retry_after))
     }
 
     fn transport_error(&self, error: reqwest::Error) -> ApiError {
@@ -334,6 +344,26 @@ impl AliyunClient {
         } else {
             ApiError::Network(describe_transport_error(error))
         }
+    }
+}
+
+/// An expired timestamp is the host's clock: say whose, by how much, and what fixes it.
+fn explain(error: ApiError, server_date: Option<String>) -> ApiError {
+    match error {
+        ApiError::Api {
+            code,
+            message,
+            status,
+            request_id,
+            recommend,
+        } if code == "InvalidTimeStamp.Expired" => ApiError::Api {
+            message: clock::explain_skew(&message, Utc::now(), server_date.as_deref()),
+            code,
+            status,
+            request_id,
+            recommend,
+        },
+        other => other,
     }
 }
 

@@ -4,6 +4,7 @@
 //! about DTS response shapes; `dts::api` builds on it.
 
 pub mod client;
+mod clock;
 pub mod credentials;
 mod ecs_role;
 pub mod endpoint;

@@ -1,5 +1,6 @@
 //! `dtswatch check-config`: every problem at once with its position, exit 2;
-//! or a summary of what the config watches and where it sends alerts.
+//! or the warnings (on stderr, exit 0) and a summary of what the config
+//! watches and where it sends alerts.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -10,6 +11,9 @@ use crate::config;
 pub fn check_config(path: &Path) -> ExitCode {
     match config::load(path) {
         Ok(config) => {
+            for warning in &config.warnings {
+                eprintln!("{warning}");
+            }
             println!("{}: ok", path.display());
             println!("{}", config.summary());
             ExitCode::SUCCESS

@@ -36,8 +36,7 @@ pub async fn history(
         eprintln!("no job `{job}` in the database (use its DTS job id or name)");
         return Ok(ExitCode::FAILURE);
     };
-    let since = Utc::now()
-        - chrono::Duration::from_std(since).unwrap_or_else(|_| chrono::Duration::days(36500));
+    let since = crate::scheduler::earlier(Utc::now(), since);
     let entries = timeline(&store, &row, since, all).await?;
     match format {
         OutputFormat::Text => print!("{}", render_timeline(&row, &entries)),

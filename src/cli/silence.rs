@@ -4,8 +4,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-
 use super::args::SilenceAction;
 use super::table::table;
 use super::{EXIT_CONFIG, open_store};
@@ -41,8 +39,7 @@ pub async fn silence(config: &Config, action: SilenceAction) -> anyhow::Result<E
                 }
             }
             let starts = starts.unwrap_or(now);
-            let ends =
-                starts + chrono::Duration::from_std(duration).context("duration too long")?;
+            let ends = crate::scheduler::later(starts, duration);
             let silence = store::silences::NewSilence {
                 jobs,
                 rules,

@@ -3,6 +3,11 @@
 
 use std::time::Duration;
 
+/// The longest duration dtswatch takes anywhere (config or command line):
+/// ten years. Anything longer is a typo, and arithmetic on times stays far
+/// from overflowing.
+pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86_400);
+
 /// Parses a humane duration: one or more `<integer><unit>` parts, units `ms`, `s`, `m`, `h`, `d`, `w`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
@@ -53,6 +58,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         total = total
             .checked_add(Duration::from_millis(part))
             .ok_or_else(|| format!("`{trimmed}` is too large for a duration"))?;
+    }
+    if total > MAX_DURATION {
+        return Err(format!(
+            "`{trimmed}` is longer than 10 years, the longest duration dtswatch takes"
+        ));
     }
     Ok(total)
 }
@@ -117,6 +127,12 @@ mod tests {
             assert!(parse_duration(text).is_err(), "{text} should be rejected");
         }
         assert!(parse_duration("10").unwrap_err().contains("no unit"));
+        assert!(
+            parse_duration("99999999999d")
+                .unwrap_err()
+                .contains("longer than 10 years")
+        );
+        assert_eq!(parse_duration("3650d"), Ok(MAX_DURATION));
     }
 
     #[test]

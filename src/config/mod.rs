@@ -32,7 +32,7 @@ pub use channels::{
     ChannelConfig, ChannelKind, ConsoleConfig, ConsoleFormat, DingTalkConfig, EmailConfig,
     FeishuConfig, FeishuFormat, RateLimit, SlackConfig, TlsMode, WeComConfig, WebhookConfig,
 };
-pub use duration::{format_duration, parse_duration};
+pub use duration::{MAX_DURATION, format_duration, parse_duration};
 pub use errors::{ConfigError, ConfigErrors, line_column};
 pub use interpolate::interpolate;
 pub use matcher::Matcher;
@@ -56,6 +56,9 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
     pub silences: Vec<SilenceConfig>,
     pub watchdog: Option<WatchdogConfig>,
+    /// What `check-config` and the daemon's start-up say but accept, as
+    /// `file:line:column: warning: message` lines.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -405,11 +408,24 @@ pub fn parse(
     source: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
-    validate::parse_and_validate(text, source, env).map_err(|errors| ConfigErrors {
+    let rendered = |errors: Vec<ConfigError>| ConfigErrors {
         file: source.display().to_string(),
         text: text.to_string(),
         errors,
-    })
+    };
+    let (mut config, warnings) =
+        validate::parse_and_validate(text, source, env).map_err(rendered)?;
+    config.warnings = rendered(
+        warnings
+            .into_iter()
+            .map(|w| ConfigError {
+                span: w.span,
+                message: format!("warning: {}", w.message),
+            })
+            .collect(),
+    )
+    .lines();
+    Ok(config)
 }
 
 impl Config {

@@ -69,6 +69,13 @@ impl CronSchedule {
         })
     }
 
+    /// The time between the next two ticks after `now` (None: fewer than two remain).
+    pub fn period(&self, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+        let first = self.next_after(now)?;
+        let second = self.next_after(first)?;
+        (second - first).to_std().ok()
+    }
+
     /// The first tick strictly after `after`.
     pub fn next_after(
         &self,

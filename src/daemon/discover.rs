@@ -76,10 +76,7 @@ async fn run_entry(daemon: &Daemon, runtime: &Runtime, index: usize) -> (bool, D
     let entry = &runtime.config.discover[index];
     let now = Utc::now();
     let Some(client) = runtime.ctx.clients.get(&entry.account) else {
-        return (
-            true,
-            now + chrono::Duration::from_std(entry.refresh).unwrap_or_default(),
-        );
+        return (true, scheduler::later(now, entry.refresh));
     };
     let started = std::time::Instant::now();
     match discovery::discover(entry, client).await {
@@ -94,10 +91,7 @@ async fn run_entry(daemon: &Daemon, runtime: &Runtime, index: usize) -> (bool, D
             let before = daemon.found_by(index, found);
             daemon.jobs_changed.notify_one();
             retire_unlisted(daemon, runtime, before).await;
-            (
-                true,
-                now + chrono::Duration::from_std(entry.refresh).unwrap_or_default(),
-            )
+            (true, scheduler::later(now, entry.refresh))
         }
         Err(failure) => {
             daemon
@@ -105,9 +99,10 @@ async fn run_entry(daemon: &Daemon, runtime: &Runtime, index: usize) -> (bool, D
                 .metrics
                 .inc(Counter::DiscoveryRuns, &["error"]);
             tracing::warn!(entry = index + 1, error = %failure.error, "discovery failed; the jobs found before stay watched");
-            let retry = chrono::Duration::seconds(60)
-                .min(chrono::Duration::from_std(entry.refresh).unwrap_or_default());
-            (false, now + retry)
+            (
+                false,
+                scheduler::later(now, entry.refresh.min(Duration::from_secs(60))),
+            )
         }
     }
 }

@@ -101,6 +101,9 @@ pub async fn run(
     let runtime = Arc::new(Runtime::build(config, &shared)?);
     let listen = runtime.config.server.listen;
     let grace = runtime.config.delivery.drain_timeout;
+    for warning in &runtime.config.warnings {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(
         jobs = runtime.config.jobs.len(),
         discover = runtime.config.discover.len(),

@@ -12,9 +12,8 @@ use crate::store::retention;
 pub(super) async fn run(daemon: Arc<Daemon>, cancel: CancellationToken) {
     loop {
         let runtime = daemon.current();
-        let retention_for = chrono::Duration::from_std(runtime.config.storage.retention)
-            .unwrap_or_else(|_| chrono::Duration::days(30));
-        match retention::prune(&daemon.shared.store, Utc::now() - retention_for).await {
+        let cutoff = crate::scheduler::earlier(Utc::now(), runtime.config.storage.retention);
+        match retention::prune(&daemon.shared.store, cutoff).await {
             Ok(pruned) if pruned != retention::Pruned::default() => tracing::info!(
                 polls = pruned.polls,
                 snapshots = pruned.snapshots,

@@ -88,8 +88,15 @@ impl Plan {
         self.entries.len()
     }
 
-    pub fn ids(&self) -> HashSet<&str> {
-        self.entries.keys().map(|id| &**id).collect()
+    /// Every job with how often its schedule fires.
+    pub fn periods(&self, now: DateTime<Utc>) -> Vec<(&str, Duration)> {
+        self.entries
+            .iter()
+            .map(|(id, entry)| {
+                let period = entry.schedule.period(now).unwrap_or(Duration::MAX);
+                (&**id, period)
+            })
+            .collect()
     }
 
     /// When the next poll is due.
@@ -125,20 +132,19 @@ pub(super) async fn run(daemon: Arc<Daemon>, cancel: CancellationToken, polls: T
     let mut reloads = daemon.runtime.subscribe();
     let mut plan = Plan::default();
     let mut stale = true;
+    let mut skips = Skips::default();
     loop {
+        skips.report_if_due();
         let runtime = daemon.current();
         if stale {
-            plan.rebuild(daemon.watched(&runtime.config), &runtime.config, Utc::now());
-            let ids = plan.ids();
-            daemon
-                .shared
-                .metrics
-                .set(Gauge::JobsWatched, &[], plan.len() as f64);
-            daemon
-                .shared
-                .metrics
-                .retain(Gauge::LastSuccessfulPoll, |job| ids.contains(job));
-            daemon.shared.health.forget_except(&ids);
+            let now = Utc::now();
+            plan.rebuild(daemon.watched(&runtime.config), &runtime.config, now);
+            let periods = plan.periods(now);
+            let ids: HashSet<&str> = periods.iter().map(|(id, _)| *id).collect();
+            let metrics = &daemon.shared.metrics;
+            metrics.set(Gauge::JobsWatched, &[], plan.len() as f64);
+            metrics.retain(Gauge::LastSuccessfulPoll, |job| ids.contains(job));
+            daemon.shared.health.watch(&periods, now);
             stale = false;
         }
         let wait = scheduler::sleep_until(plan.next_fire(), Utc::now(), Duration::from_secs(60));
@@ -152,7 +158,7 @@ pub(super) async fn run(daemon: Arc<Daemon>, cancel: CancellationToken, polls: T
             let job = &due.watched.job;
             if due.busy.swap(true, Ordering::SeqCst) {
                 daemon.shared.metrics.inc(Counter::PollsSkipped, &[&job.id]);
-                tracing::warn!(job = %job.id, "previous poll still running; skipping this tick");
+                skips.note(&job.id);
                 continue;
             }
             let (daemon, runtime) = (daemon.clone(), runtime.clone());
@@ -172,6 +178,42 @@ pub(super) async fn run(daemon: Arc<Daemon>, cancel: CancellationToken, polls: T
                 }
                 due.busy.store(false, Ordering::SeqCst);
             });
+        }
+    }
+}
+
+/// Ticks skipped because the job's previous poll was still running, logged
+/// as one line a minute (a line per job per tick would flood the log when
+/// the budget is short).
+#[derive(Default)]
+struct Skips {
+    count: u64,
+    examples: Vec<String>,
+    since: Option<std::time::Instant>,
+}
+
+impl Skips {
+    const EVERY: Duration = Duration::from_secs(60);
+
+    fn note(&mut self, job: &str) {
+        self.count = self.count.saturating_add(1);
+        if self.examples.len() < 5 && !self.examples.iter().any(|j| j == job) {
+            self.examples.push(job.to_string());
+        }
+        self.since.get_or_insert_with(std::time::Instant::now);
+    }
+
+    fn report_if_due(&mut self) {
+        if self
+            .since
+            .is_some_and(|since| since.elapsed() >= Self::EVERY)
+        {
+            tracing::warn!(
+                skipped = self.count,
+                jobs = %self.examples.join(", "),
+                "ticks skipped in the last minute because the previous poll was still running"
+            );
+            *self = Self::default();
         }
     }
 }
@@ -289,6 +331,7 @@ mod tests {
             "a running poll stays known"
         );
         plan.rebuild(vec![watched("c", None)], &config(), at(21));
-        assert_eq!(plan.ids(), HashSet::from(["c"]));
+        let left: Vec<&str> = plan.periods(at(21)).iter().map(|(id, _)| *id).collect();
+        assert_eq!(left, ["c"]);
     }
 }

@@ -39,6 +39,7 @@ pub struct ServerState {
 pub async fn check(state: &ServerState) -> Result<String, String> {
     state.health.polling()?;
     state.health.storage()?;
+    state.health.schedule(Utc::now())?;
     state.store.file_check()?;
     let stuck = async {
         let mut conn = state.store.pool().acquire().await?;

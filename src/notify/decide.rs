@@ -11,6 +11,9 @@ use chrono::{DateTime, Utc};
 use super::SendError;
 use crate::backoff;
 
+/// The longest `Retry-After` honoured: a peer cannot park a channel for ever.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// The retry settings that apply to one channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
@@ -66,9 +69,10 @@ pub fn decide(
         };
     }
     let backoff = backoff::delay(batch.attempts, policy.backoff, policy.max_backoff, unit);
-    let wait = retry_after.map_or(backoff, |r| r.max(backoff));
+    // A platform's Retry-After is honoured, within reason.
+    let wait = retry_after.map_or(backoff, |r| r.min(MAX_RETRY_AFTER).max(backoff));
     Decision::Retry {
-        at: now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX / 2),
+        at: crate::scheduler::later(now, wait),
         reason: reason.clone(),
     }
 }

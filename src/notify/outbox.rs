@@ -227,9 +227,7 @@ impl Deliverer {
         {
             runtime.held_back.store(true, Ordering::Relaxed);
             let wait = next.saturating_duration_since(tokio::time::Instant::now());
-            return Ok(Outcome::RateLimited(
-                now + chrono::Duration::from_std(wait).unwrap_or_default(),
-            ));
+            return Ok(Outcome::RateLimited(crate::scheduler::later(now, wait)));
         }
         runtime.held_back.store(false, Ordering::Relaxed);
         let message = Message { notifications };

@@ -314,11 +314,7 @@ pub async fn watchdog(ctx: &PollContext, checks: &[WatchdogCheck]) -> Result<(),
         .apply(&mut tx, &job, row, None, &Outcome::Watchdog(checks), now)
         .await;
     let committed = match written {
-        Ok(notices) => tx
-            .commit()
-            .await
-            .map(|()| notices)
-            .map_err(StoreError::from),
+        Ok(notices) => tx.commit().await.map(|()| notices),
         Err(e) => Err(e),
     };
     ctx.alerting.settle_states(row, committed.is_ok());

@@ -30,13 +30,25 @@ fn error_body(state: &mut SimState, error: &SimError) -> Response {
         StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST),
         &body,
         &request_id,
+        state.now(),
     )
 }
 
-fn json_response(status: StatusCode, body: &Value, request_id: &str) -> Response {
+/// A JSON answer with the gateway's headers; `Date` is the simulator's
+/// (possibly skewed) clock, as DTS sends its own.
+fn json_response(
+    status: StatusCode,
+    body: &Value,
+    request_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Response {
     (
         status,
         [
+            (
+                header::DATE,
+                now.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+            ),
             (
                 header::CONTENT_TYPE,
                 "application/json;charset=utf-8".to_string(),
@@ -356,7 +368,7 @@ fn success(sim: &mut SimState, caller: &Caller, body: Value) -> Response {
     record(sim, Some(caller), "Success");
     let request_id = body["RequestId"].as_str().unwrap_or_default().to_string();
     if caller.wants_json {
-        json_response(StatusCode::OK, &body, &request_id)
+        json_response(StatusCode::OK, &body, &request_id, sim.now())
     } else {
         let mut xml = String::from("<?xml version='1.0' encoding='UTF-8'?>");
         to_xml(&format!("{}Response", caller.action), &body, &mut xml);
@@ -422,7 +434,7 @@ fn fault_answer(
                 "ErrMessage": "The operation is not allowed in the current job status.",
                 "RequestId": request_id,
             });
-            return Answer::Now(json_response(StatusCode::OK, &body, &request_id));
+            return Answer::Now(json_response(StatusCode::OK, &body, &request_id, sim.now()));
         }
         Fault::Slow(delay) => {
             let request_id = sim.request_id();
@@ -467,7 +479,7 @@ fn list_job_step(
             "DynamicMessage": job_id,
             "RequestId": request_id,
         });
-        return Answer::Now(json_response(StatusCode::OK, &body, &request_id));
+        return Answer::Now(json_response(StatusCode::OK, &body, &request_id, sim.now()));
     };
     let frame = job.next_frame();
     let request_id = sim.request_id();

@@ -49,7 +49,7 @@ fn syntax_errors_and_later_mistakes_are_reported_together() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains(":2:27: invalid basic string"), "{stderr}");
     assert!(
-        stderr.contains(":3:15: poll.concurrency must be at least 1"),
+        stderr.contains(":3:15: poll.concurrency must be between 1 and 1024, not 0"),
         "{stderr}"
     );
 }
@@ -118,4 +118,80 @@ fn each_bad_config_fixture_gets_exactly_its_message() {
             );
         }
     }
+}
+
+#[test]
+fn warnings_are_printed_and_the_config_still_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dtswatch.toml");
+    let mut text = String::from(
+        "[[accounts]]\nname = \"a\"\naccess_key_id = \"x\"\naccess_key_secret = \"y\"\nmax_rps = 30\n\n[poll]\nschedule = \"@every 1s\"\n",
+    );
+    for i in 0..25 {
+        text.push_str(&format!(
+            "\n[[jobs]]\nid = \"j{i}\"\nregion = \"cn-hangzhou\"\n"
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    let (code, stdout, stderr) = check(&path);
+    assert_eq!(code, 0, "warnings do not fail check-config: {stderr}");
+    assert!(stdout.contains(": ok"), "{stdout}");
+    let file = path.display().to_string();
+    assert_eq!(
+        stderr,
+        format!(
+            "{file}:5:11: warning: account `a`: max_rps = 30 is above the 20 requests/s DTS allows per account and region; DTS will throttle first\n\
+             {file}:5:11: warning: account `a`: 25 job(s) polled as often as every 1s need 25.0 requests/s, over 80% of its max_rps of 30; retries and discovered jobs will queue\n"
+        )
+    );
+}
+
+/// Durations given on the command line have the config's bounds: a clear
+/// error and exit 2, never a panic in the date arithmetic.
+#[test]
+fn absurd_durations_on_the_command_line_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::helpers::TestConfig::new("http://127.0.0.1:9")
+        .db(&dir.path().join("dtswatch.db"))
+        .job("dtsjob")
+        .write(dir.path());
+    for args in [
+        &["history", "dtsjob", "--since", "1000000000d"][..],
+        &[
+            "silence",
+            "add",
+            "--for",
+            "99999999999d",
+            "--comment",
+            "x",
+            "--job",
+            "dtsjob",
+        ],
+    ] {
+        let out = crate::helpers::run_cli(&config, args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("is longer than 10 years, the longest duration dtswatch takes"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    }
+    let far = crate::helpers::run_cli(
+        &config,
+        &[
+            "silence",
+            "add",
+            "--for",
+            "3650d",
+            "--starts",
+            "9999-12-01T00:00:00Z",
+            "--comment",
+            "x",
+            "--job",
+            "dtsjob",
+        ],
+    );
+    assert!(!far.stderr.contains("panicked"), "{}", far.stderr);
 }

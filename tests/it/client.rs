@@ -207,6 +207,15 @@ async fn clock_skew_is_retried_once_then_reported() {
         .unwrap_err();
     assert_eq!(failure.error.code(), "InvalidTimeStamp.Expired");
     assert_eq!(failure.attempts, 2);
+    // The message says whose clock, by how much (from DTS's Date header), and what fixes it.
+    let message = failure.error.to_string();
+    assert!(message.contains("the local clock ("), "{message}");
+    assert!(
+        message.contains("behind DTS's")
+            && (message.contains(" 20m ") || message.contains(" 19m59s ")),
+        "{message}"
+    );
+    assert!(message.contains("NTP"), "{message}");
 }
 
 #[tokio::test]

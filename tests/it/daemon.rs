@@ -447,3 +447,45 @@ fn the_demo_plays_the_whole_scenario_and_ends_by_itself() {
         "the demo ends by itself"
     );
 }
+
+/// A job whose poll hangs is not polled within twice its period: `/healthz`
+/// says so (it used to answer 200), and the skipped ticks are one log line a
+/// minute, not one per tick.
+#[tokio::test]
+async fn a_job_not_polled_in_time_turns_healthz_503_without_flooding_the_log() {
+    let sim = Simulator::start(SimOptions {
+        jobs: vec![running("dtsstuck")],
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    sim.inject(Some("dtsstuck"), Fault::Slow(Duration::from_secs(120)), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let path = daemon_config(dir.path(), &sim.endpoint(), &["dtsstuck"])
+        .set("server", "listen", &format!("\"127.0.0.1:{port}\""))
+        .set("poll", "timeout", "\"60s\"")
+        .write(dir.path());
+    let log_path = dir.path().join("daemon.log");
+    let _daemon =
+        DaemonProcess::start_logging_at(&path, "info", std::fs::File::create(&log_path).unwrap());
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let body = eventually("/healthz to report the job not polled", async || {
+        let response = reqwest::get(&url).await.ok()?;
+        let status = response.status().as_u16();
+        let body = response.text().await.ok()?;
+        (status == 503).then_some(body)
+    })
+    .await;
+    assert!(
+        body.contains("1 of 1 jobs were not polled within twice their period (e.g. dtsstuck)"),
+        "{body}"
+    );
+    assert_eq!(sim.polls_of("dtsstuck"), 0, "the one poll still hangs");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let skip_lines = log.lines().filter(|l| l.contains("skipp")).count();
+    assert!(
+        skip_lines <= 1,
+        "{skip_lines} lines about skipped ticks in a few seconds:\n{log}"
+    );
+}

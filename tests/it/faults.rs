@@ -655,7 +655,9 @@ async fn a_database_deleted_under_the_daemon_is_reported_not_ignored() {
 /// into it, and it is one alert for the account, not one page per job.
 #[tokio::test]
 async fn throttling_pauses_the_account_and_pages_once() {
-    let jobs: Vec<SimJob> = (0..10).map(|i| progressing(&format!("dtsthr{i}"))).collect();
+    let jobs: Vec<SimJob> = (0..10)
+        .map(|i| progressing(&format!("dtsthr{i}")))
+        .collect();
     let (sim, ids) = serve(jobs).await;
     let webhook = peers::webhook::Webhook::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -671,9 +673,7 @@ async fn throttling_pauses_the_account_and_pages_once() {
         ));
     let daemon = Running::start(&config).await;
     eventually("every job polled", async || {
-        ids.iter()
-            .all(|id| sim.polls_of(id) > 0)
-            .then_some(())
+        ids.iter().all(|id| sim.polls_of(id) > 0).then_some(())
     })
     .await;
     let before = sim.requests().len();
@@ -705,7 +705,8 @@ async fn throttling_pauses_the_account_and_pages_once() {
     };
     let sent = eventually("the account's throttling alert", async || {
         let sent = rules_sent();
-        sent.contains(&"watchdog: DTS throttling".to_string()).then_some(sent)
+        sent.contains(&"watchdog: DTS throttling".to_string())
+            .then_some(sent)
     })
     .await;
     assert!(

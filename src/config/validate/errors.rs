@@ -13,11 +13,24 @@ use super::super::raw::Text;
 use super::super::{ConfigError, CronSchedule, Matcher, Secret, parse_duration};
 
 /// Collects errors while validation carries on with defaults.
-pub(in crate::config) struct Errors(pub(in crate::config) Vec<ConfigError>);
+#[derive(Default)]
+pub(in crate::config) struct Errors {
+    /// Mistakes: the config is refused.
+    pub(in crate::config) errors: Vec<ConfigError>,
+    /// What works but will probably not do what was meant: printed, accepted.
+    pub(in crate::config) warnings: Vec<ConfigError>,
+}
 
 impl Errors {
     pub(in crate::config) fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
-        self.0.push(ConfigError {
+        self.errors.push(ConfigError {
+            span: Some(span),
+            message: message.into(),
+        });
+    }
+
+    pub(in crate::config) fn warn(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.warnings.push(ConfigError {
             span: Some(span),
             message: message.into(),
         });
@@ -34,7 +47,7 @@ impl Errors {
         } else {
             format!("{context}: {message}")
         };
-        self.0.push(ConfigError {
+        self.errors.push(ConfigError {
             span: error.span(),
             message,
         });
@@ -74,26 +87,34 @@ impl Errors {
         d
     }
 
+    /// A whole number in `range` (its end included).
     pub(in crate::config) fn count(
         &mut self,
         value: &Option<Spanned<i64>>,
         default: u32,
-        min: i64,
+        range: std::ops::RangeInclusive<u32>,
         what: &str,
     ) -> u32 {
         match value {
             None => default,
-            Some(v) if *v.get_ref() >= min && *v.get_ref() <= u32::MAX as i64 => {
-                *v.get_ref() as u32
-            }
-            Some(v) => {
-                self.at(v.span(), format!("{what} must be at least {min}"));
-                default
-            }
+            Some(v) => match u32::try_from(*v.get_ref()) {
+                Ok(n) if range.contains(&n) => n,
+                _ => {
+                    self.at(
+                        v.span(),
+                        format!(
+                            "{what} must be between {} and {}, not {}",
+                            range.start(),
+                            range.end(),
+                            v.get_ref()
+                        ),
+                    );
+                    default
+                }
+            },
         }
     }
 
-    /// A size between 1 KB and 256 MB.
     pub(in crate::config) fn size(
         &mut self,
         value: &Option<Text>,
@@ -127,6 +148,13 @@ impl Errors {
     ) -> Option<CronSchedule> {
         let text = value.as_ref()?;
         match CronSchedule::parse(text.get_ref()) {
+            Ok(c) if c.next_after(chrono::Utc::now()).is_none() => {
+                self.at(
+                    text.span(),
+                    format!("{what}: `{}` never fires again", text.get_ref()),
+                );
+                None
+            }
             Ok(c) => Some(c),
             Err(e) => {
                 self.at(text.span(), format!("{what}: {e}"));

@@ -4,6 +4,7 @@
 //! another; one file per section family turns the raw values into typed
 //! settings. Pure: no I/O, the environment is a lookup function.
 
+mod budget;
 mod errors;
 mod rules;
 mod service;
@@ -46,8 +47,8 @@ pub(super) fn parse_and_validate(
     text: &str,
     source: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Config, Vec<ConfigError>> {
-    let mut errors = Errors(Vec::new());
+) -> Result<(Config, Vec<ConfigError>), Vec<ConfigError>> {
+    let mut errors = Errors::default();
     let (mut root, syntax_errors) = DeTable::parse_recoverable(text);
     for e in syntax_errors {
         errors.toml("", e);
@@ -55,9 +56,13 @@ pub(super) fn parse_and_validate(
     interpolate_table(root.get_mut(), env, &mut errors);
     let document = split_sections(root.into_inner(), &mut errors);
     let config = build(document, source, &mut errors);
-    let mut errors = errors.0;
+    let Errors {
+        mut errors,
+        mut warnings,
+    } = errors;
     if errors.is_empty() {
-        Ok(config)
+        warnings.sort_by_key(|e| e.span.as_ref().map(|s| s.start).unwrap_or(0));
+        Ok((config, warnings))
     } else {
         errors.sort_by_key(|e| e.span.as_ref().map(|s| s.start).unwrap_or(0));
         errors.dedup();
@@ -227,8 +232,9 @@ fn build(mut doc: RawDocument, source: &Path, errors: &mut Errors) -> Config {
         .watchdog
         .as_ref()
         .map(|(_, raw)| silences::build_watchdog(raw, &channels, errors));
-    if jobs.is_empty() && discover.is_empty() && errors.0.is_empty() {
-        errors.0.push(ConfigError {
+    budget::check(&doc, &poll, &accounts, &jobs, errors);
+    if jobs.is_empty() && discover.is_empty() && errors.errors.is_empty() {
+        errors.errors.push(ConfigError {
             span: None,
             message: "nothing to watch: add at least one [[jobs]] or [[discover]] entry".into(),
         });
@@ -246,5 +252,6 @@ fn build(mut doc: RawDocument, source: &Path, errors: &mut Errors) -> Config {
         rules,
         silences,
         watchdog,
+        warnings: Vec::new(),
     }
 }

@@ -269,8 +269,13 @@ pub(super) fn build_rules(
                 })
                 .filter(|d| !d.is_zero()),
             send_resolved: r.send_resolved.unwrap_or(true),
-            after: errors.count(&r.after, 1, 1, &format!("{owner}: after")),
-            resolve_after: errors.count(&r.resolve_after, 1, 1, &format!("{owner}: resolve_after")),
+            after: errors.count(&r.after, 1, 1..=1000, &format!("{owner}: after")),
+            resolve_after: errors.count(
+                &r.resolve_after,
+                1,
+                1..=1000,
+                &format!("{owner}: resolve_after"),
+            ),
             inhibited_by,
             runbook: r.runbook.as_ref().map(|u| u.get_ref().clone()),
         });

@@ -62,9 +62,9 @@ pub(super) fn build_poll(raw: &RawPoll, errors: &mut Errors) -> PollConfig {
     PollConfig {
         schedule,
         timeout: errors.positive_duration(&raw.timeout, Duration::from_secs(10), "poll.timeout"),
-        concurrency: errors.count(&raw.concurrency, 16, 1, "poll.concurrency") as usize,
+        concurrency: errors.count(&raw.concurrency, 16, 1..=1024, "poll.concurrency") as usize,
         max_rps,
-        attempts: errors.count(&raw.attempts, 4, 1, "poll.attempts"),
+        attempts: errors.count(&raw.attempts, 4, 1..=10, "poll.attempts"),
         backoff,
         max_backoff,
         jitter: errors.duration(&raw.jitter, Duration::from_secs(1), "poll.jitter"),
@@ -89,13 +89,13 @@ pub(super) fn build_server(raw: &RawServer, errors: &mut Errors) -> ServerConfig
     };
     ServerConfig {
         listen,
-        unhealthy_after: errors.count(&raw.unhealthy_after, 3, 1, "server.unhealthy_after"),
+        unhealthy_after: errors.count(&raw.unhealthy_after, 3, 1..=1000, "server.unhealthy_after"),
     }
 }
 
 pub(super) fn build_delivery(raw: &RawDelivery, errors: &mut Errors) -> DeliveryConfig {
     DeliveryConfig {
-        concurrency: errors.count(&raw.concurrency, 4, 1, "delivery.concurrency") as usize,
+        concurrency: errors.count(&raw.concurrency, 4, 1..=64, "delivery.concurrency") as usize,
         backoff: errors.positive_duration(&raw.backoff, Duration::from_secs(2), "delivery.backoff"),
         max_backoff: errors.positive_duration(
             &raw.max_backoff,
