@@ -1,24 +1,44 @@
 //! "At most `count` events in any `per` window": the DTS per-account request
 //! limit (`max_rps`) and the chat platforms' per-robot limits (DingTalk 20/min,
-//! Slack 1/s, …). A sliding log of the last `count` event times; the decision
-//! is a pure function of the log and `now`.
+//! Slack 1/s, …). A sliding log of the last `count` event times, plus for
+//! per-second limits an even spacing of `1/rps` between events: DTS counts
+//! arrivals per window, so a burst of `rps` requests followed by another a
+//! second later can land in one window on its side. The decision is a pure
+//! function of the log and `now`.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// How many events may happen in which window, and how far apart.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub count: u32,
+    pub per: Duration,
+    /// The least time between two events.
+    pub spacing: Duration,
+}
+
 /// When the next event may happen, given the times of recent ones (oldest first).
 /// Pure: `log` holds at most `count` entries.
-pub fn next_slot(log: &VecDeque<Instant>, now: Instant, count: u32, per: Duration) -> Instant {
-    if (log.len() as u32) < count {
-        return now;
+pub fn next_slot(log: &VecDeque<Instant>, now: Instant, limit: Limit) -> Instant {
+    let spaced = log
+        .back()
+        .map_or(now, |last| (*last + limit.spacing).max(now));
+    if (log.len() as u32) < limit.count {
+        return spaced;
     }
     match log.front() {
-        Some(oldest) => (*oldest + per).max(now),
-        None => now,
+        Some(oldest) => (*oldest + limit.per).max(spaced),
+        None => spaced,
     }
 }
+
+/// Slack added to the one-second window of `per_second`: requests leave
+/// here on time but arrive at DTS with a little jitter, and no window on
+/// DTS's side may hold more than `max_rps` of them.
+const ARRIVAL_MARGIN: Duration = Duration::from_millis(100);
 
 #[derive(Debug)]
 struct Log {
@@ -28,17 +48,24 @@ struct Log {
 /// A shareable limiter; `acquire` waits for a slot and books it.
 #[derive(Debug)]
 pub struct RateLimiter {
-    count: u32,
-    per: Duration,
+    limit: Limit,
     log: std::sync::Mutex<Log>,
 }
 
 impl RateLimiter {
+    /// At most `count` in any `per`, in bursts if they come in bursts (the
+    /// chat platforms' per-minute limits allow that).
     pub fn new(count: u32, per: Duration) -> Self {
-        let count = count.max(1);
-        Self {
-            count,
+        Self::with_limit(Limit {
+            count: count.max(1),
             per,
+            spacing: Duration::ZERO,
+        })
+    }
+
+    fn with_limit(limit: Limit) -> Self {
+        Self {
+            limit,
             // Not preallocated: `count` may be a generous `max_rps` that is never reached.
             log: std::sync::Mutex::new(Log {
                 events: VecDeque::new(),
@@ -46,20 +73,31 @@ impl RateLimiter {
         }
     }
 
-    /// `rps` requests per second, fractional rates included (0.5 → 1 per 2 s).
+    /// At most `rps` requests in any second as the receiver counts them,
+    /// evenly spaced; fractional rates included (0.5 → 1 per 2 s).
     pub fn per_second(rps: f64) -> Self {
+        let rps = rps.clamp(0.001, 1_000_000.0);
+        let spacing = Duration::from_secs_f64(1.0 / rps);
         if rps >= 1.0 {
-            Self::new(rps.round() as u32, Duration::from_secs(1))
+            Self::with_limit(Limit {
+                count: rps.floor() as u32,
+                per: Duration::from_secs(1) + ARRIVAL_MARGIN,
+                spacing,
+            })
         } else {
-            Self::new(1, Duration::from_secs_f64(1.0 / rps.max(0.001)))
+            Self::with_limit(Limit {
+                count: 1,
+                per: spacing,
+                spacing,
+            })
         }
     }
 
     /// Books the earliest slot and returns when it is; the caller sleeps until then.
     pub fn reserve(&self, now: Instant) -> Instant {
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        let slot = next_slot(&log.events, now, self.count, self.per);
-        if log.events.len() as u32 >= self.count {
+        let slot = next_slot(&log.events, now, self.limit);
+        if log.events.len() as u32 >= self.limit.count {
             log.events.pop_front();
         }
         log.events.push_back(slot);
@@ -69,11 +107,11 @@ impl RateLimiter {
     /// Books a slot only if one is free now; otherwise says when to come back.
     pub fn try_acquire(&self, now: Instant) -> Result<(), Instant> {
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        let slot = next_slot(&log.events, now, self.count, self.per);
+        let slot = next_slot(&log.events, now, self.limit);
         if slot > now {
             return Err(slot);
         }
-        if log.events.len() as u32 >= self.count {
+        if log.events.len() as u32 >= self.limit.count {
             log.events.pop_front();
         }
         log.events.push_back(now);
@@ -112,6 +150,47 @@ mod tests {
             Err(start + Duration::from_secs(1))
         );
         assert!(limiter.try_acquire(start + Duration::from_secs(1)).is_ok());
+    }
+
+    /// Every window of one second plus the margin, starting at any event.
+    fn busiest_window(slots: &[Instant], window: Duration) -> usize {
+        slots
+            .iter()
+            .map(|start| {
+                slots
+                    .iter()
+                    .filter(|t| **t >= *start && **t < *start + window)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn per_second_spaces_evenly_and_no_window_exceeds_the_rate() {
+        let start = Instant::now();
+        let limiter = RateLimiter::per_second(5.0);
+        let slots: Vec<Instant> = (0..20).map(|_| limiter.reserve(start)).collect();
+        for pair in slots.windows(2) {
+            assert!(pair[1] - pair[0] >= Duration::from_millis(200), "{pair:?}");
+        }
+        assert_eq!(
+            busiest_window(&slots, Duration::from_secs(1) + ARRIVAL_MARGIN),
+            5
+        );
+        // A request arriving up to the margin late still never makes six in a second.
+        let late: Vec<Instant> = slots
+            .iter()
+            .enumerate()
+            .map(|(i, t)| *t + Duration::from_millis(if i % 5 == 0 { 90 } else { 0 }))
+            .collect();
+        assert!(busiest_window(&late, Duration::from_secs(1)) <= 5);
+        // 20 at 5/s: the last leaves about 4 s after the first, not in bursts.
+        let span = slots[19] - slots[0];
+        assert!(
+            span >= Duration::from_millis(3_800) && span <= Duration::from_millis(4_500),
+            "{span:?}"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! DTS: the wire model (`model`), the normalised snapshot (`snapshot`) and the
-//! two operations dtswatch calls (`api`).
+//! DTS: the wire model (`model`), the normalised snapshot (`snapshot`), step
+//! identity across polls (`identity`) and the two operations dtswatch calls (`api`).
 
 pub mod api;
+pub mod identity;
 pub mod model;
 pub mod snapshot;
 

@@ -124,7 +124,6 @@ impl JobSnapshot {
     }
 }
 
-/// The trimmed text, or `None` when there is none.
 /// Finds a step's counterpart (same key) in another poll's list. Steps nearly
 /// always come back in the same order, so the same position is tried first
 /// and a map is built only when that fails.

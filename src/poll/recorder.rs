@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 use crate::aliyun::ApiFailure;
 use crate::config::JobConfig;
 use crate::diff::{self, Change};
-use crate::dts::JobSnapshot;
 use crate::dts::api::Fetched;
+use crate::dts::{JobSnapshot, identity};
 use crate::rules::Notice;
 use crate::store::batch::{GroupCommit, Work};
 use crate::store::jobs::JobSource;
@@ -229,12 +229,14 @@ async fn write_poll(
     let since = previous.map(|b| (b.snapshot.clone(), b.at));
     match poll.result {
         Ok(fetched) => {
-            let volatile = snapshots::encode_volatile_of(&fetched.snapshot);
+            let snapshot = match previous {
+                Some(b) => identity::carry_keys(&fetched.snapshot, &b.snapshot),
+                None => fetched.snapshot.clone(),
+            };
+            let volatile = snapshots::encode_volatile_of(&snapshot);
             let snapshot_id = match previous {
-                Some(b) if snapshots::same_structure(&b.snapshot, &fetched.snapshot) => {
-                    b.snapshot_id
-                }
-                _ => snapshots::save_structure(tx, &snapshots::split(&fetched.snapshot).0).await?,
+                Some(b) if snapshots::same_structure(&b.snapshot, &snapshot) => b.snapshot_id,
+                _ => snapshots::save_structure(tx, &snapshots::split(&snapshot).0).await?,
             };
             let unchanged_volatile =
                 previous.is_some_and(|b| b.snapshot_id == snapshot_id && b.volatile == volatile);
@@ -254,14 +256,14 @@ async fn write_poll(
                 poll_id,
                 job_row: row,
                 at: poll.at,
-                changes: diff::diff(previous.map(|b| b.snapshot.as_ref()), &fetched.snapshot),
-                snapshot: Some(fetched.snapshot.clone()),
+                changes: diff::diff(previous.map(|b| b.snapshot.as_ref()), &snapshot),
+                snapshot: Some(snapshot.clone()),
                 previous: since,
                 first: previous.is_none(),
                 notices: Vec::new(),
             };
             let baseline = Baseline {
-                snapshot: fetched.snapshot.clone(),
+                snapshot,
                 at: poll.at,
                 snapshot_id,
                 volatile,

@@ -53,11 +53,16 @@ pub(super) fn apply(
             notice.event.step.as_ref(),
             resolving,
         );
+        // A held-back first notice is owed; any firing notice that goes
+        // out pays what was owed (one notification per suppression change).
         if let Some(state) = states.get_mut(&notice.key)
             && notice.event.status == EventStatus::Firing
-            && notice.event.reason == Reason::FirstNotification
         {
-            state.owed = notice.suppressed.is_some();
+            if notice.suppressed.is_none() {
+                state.owed = false;
+            } else if notice.event.reason == Reason::FirstNotification {
+                state.owed = true;
+            }
         }
     }
     let owed = owed_notices(notices, states, rules, view, &held);

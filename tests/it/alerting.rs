@@ -220,3 +220,77 @@ async fn a_restart_in_the_middle_keeps_pending_and_firing_alerts() {
         "pending since poll 15, fires 90 s later at poll 18: the timer survived the restart"
     );
 }
+
+/// DTS renumbers `JobStepId`s while the steps stay the same (same Code, name
+/// and serial): the same step stays the same step, so its alerts neither
+/// resolve as "gone" nor fire again, and no step "disappears".
+#[tokio::test]
+async fn renumbered_step_ids_are_the_same_steps() {
+    use dtswatch::diff::ChangeKind;
+    use dtswatch::sim::scenario::{Frame, Script};
+    use dtswatch::sim::{SimJob, SimOptions, SimStep};
+    let frame = |poll: usize| {
+        vec![
+            SimStep {
+                id: Some(format!("full-{poll}")),
+                name: "全量迁移".into(),
+                code: Some("03".into()),
+                serial: Some(3),
+                state: "Failed".into(),
+                err: Some("DTS-1020042 Duplicate entry '42' for key 'PRIMARY'".into()),
+                sub: vec![SimStep {
+                    id: Some(format!("order_items-{poll}")),
+                    name: "order_items".into(),
+                    serial: Some(1),
+                    state: "Failed".into(),
+                    err: Some("DTS-1020042 Duplicate entry '42' for key 'PRIMARY'".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            SimStep {
+                id: Some(format!("inc-{poll}")),
+                name: "增量迁移".into(),
+                code: Some("04".into()),
+                serial: Some(4),
+                state: "Running".into(),
+                latency_ms: Some(1200),
+                ..Default::default()
+            },
+        ]
+    };
+    let mut job = SimJob::fixed("dtsrenumbered", "cn-hangzhou", Vec::new());
+    job.script = Script::Frames((0..5).map(|p| Frame::Steps(frame(p))).collect());
+    let sim = dtswatch::sim::Simulator::start(SimOptions {
+        jobs: vec![job],
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let app = TestApp::new(
+        TestConfig::new(&sim.endpoint())
+            .job("dtsrenumbered")
+            .with(RULES),
+    )
+    .await;
+    for poll in 0..5 {
+        let (_, report) = app.poll_at("dtsrenumbered", at(poll)).await;
+        if poll > 0 {
+            let moved: Vec<_> = report
+                .changes
+                .iter()
+                .filter(|c| matches!(c.kind, ChangeKind::Appeared | ChangeKind::Disappeared))
+                .collect();
+            assert!(moved.is_empty(), "poll {poll}: {moved:?}");
+        }
+    }
+    assert_eq!(
+        events(&app.store, "dtsrenumbered").await,
+        [
+            "firing step failed full-0 first_notification",
+            "firing step failed order_items-0 first_notification",
+            "firing step error full-0 first_notification [inhibited:step failed]",
+            "firing step error order_items-0 first_notification [inhibited:step failed]",
+        ]
+    );
+}

@@ -316,6 +316,38 @@ async fn the_account_rate_limit_spaces_requests_out() {
     );
 }
 
+/// `max_rps` is a limit as DTS counts it: no one-second window of arrivals
+/// at the server holds more than `max_rps` requests (it used to send bursts
+/// of `max_rps` a second apart, and a window on DTS's side held up to twice that).
+#[tokio::test]
+async fn no_second_of_arrivals_holds_more_than_max_rps() {
+    let sim = seed_simulator().await;
+    let config = seed_config(&sim).account_line("max_rps = 5").build();
+    let client = std::sync::Arc::new(client(&config, &isolated_env()));
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..15 {
+        let client = client.clone();
+        calls.spawn(async move { api::list_job_step(&client, &request()).await.map(|_| ()) });
+    }
+    while let Some(result) = calls.join_next().await {
+        result.expect("task").expect("poll");
+    }
+    let mut times: Vec<_> = sim.requests().iter().map(|r| r.at).collect();
+    times.sort();
+    assert_eq!(times.len(), 15);
+    let second = chrono::Duration::seconds(1);
+    for start in &times {
+        let in_window = times
+            .iter()
+            .filter(|t| *t >= start && **t < *start + second)
+            .count();
+        assert!(
+            in_window <= 5,
+            "{in_window} requests arrived within a second of {start}: {times:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn discovery_walks_every_page_of_one_job_type() {
     let jobs: Vec<SimJob> = (0..70)

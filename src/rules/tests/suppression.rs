@@ -224,3 +224,36 @@ fn events_carry_what_a_message_needs() {
     assert_eq!(event.first_seen, t(1));
     assert_eq!(event.runbook.as_deref(), Some("https://wiki/x"));
 }
+
+#[test]
+fn a_held_back_alert_sent_as_changed_is_not_sent_again_as_no_longer_suppressed() {
+    let c = config(
+        "[[rules]]\nname = \"f\"\nkind = \"failed\"\nchannels = [\"c\"]\n\n[[rules]]\nname = \"e\"\nkind = \"error\"\nchannels = [\"c\"]",
+    );
+    let (out, _) = run(
+        &c,
+        vec![
+            P::Ok(vec![s("a", "Failed").err("boom")]),
+            // The failure ends and the error text changes in the same poll.
+            P::Ok(vec![s("a", "Running").err("boom, again")]),
+            P::Ok(vec![s("a", "Running").err("boom, again")]),
+            P::Ok(vec![s("a", "Running").err("boom, again")]),
+        ],
+    );
+    assert_eq!(
+        out,
+        vec![
+            vec![
+                "firing f a first_notification".to_string(),
+                "firing e a first_notification [inhibited:f]".to_string(),
+            ],
+            vec![
+                "resolved f a resolved".to_string(),
+                "firing e a fingerprint_changed".to_string(),
+            ],
+            vec![],
+            vec![],
+        ],
+        "one notification when the suppression ends, not two"
+    );
+}
