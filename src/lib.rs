@@ -40,5 +40,6 @@ pub mod rules;
 pub mod scheduler;
 pub mod sim;
 pub mod state;
+pub mod stdout;
 pub mod store;
 pub mod text;

@@ -11,8 +11,13 @@ fn init_tracing(format: LogFormat, quiet: bool) {
     let default = if quiet { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DTSWATCH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only for a person at a terminal: never into a file, a pipe or
+    // journald, and never with NO_COLOR (https://no-color.org).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
@@ -42,7 +47,17 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("dtswatch: {error:#}");
-            ExitCode::FAILURE
+            let locked = error.chain().any(|cause| {
+                matches!(
+                    cause.downcast_ref::<dtswatch::store::lock::LockError>(),
+                    Some(dtswatch::store::lock::LockError::Locked(_))
+                )
+            });
+            if locked {
+                ExitCode::from(dtswatch::cli::EXIT_LOCKED)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -7,19 +7,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "dtswatch",
-    version,
+    version = env!("DTSWATCH_VERSION"),
     about = "Watches Alibaba Cloud DTS jobs and alerts when they go wrong"
 )]
 pub struct Cli {
-    /// Config file.
-    #[arg(
-        short,
-        long,
-        global = true,
-        env = "DTSWATCH_CONFIG",
-        default_value = "dtswatch.toml"
-    )]
-    pub config: PathBuf,
+    /// Config file [default: ./dtswatch.toml, else /etc/dtswatch/dtswatch.toml].
+    #[arg(short, long, global = true, env = "DTSWATCH_CONFIG")]
+    pub config: Option<PathBuf>,
 
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
@@ -27,6 +21,25 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Where the config is looked for when neither `-c` nor `$DTSWATCH_CONFIG` names it.
+pub const CONFIG_SEARCH: [&str; 2] = ["dtswatch.toml", "/etc/dtswatch/dtswatch.toml"];
+
+impl Cli {
+    /// The config file: `-c`, then `$DTSWATCH_CONFIG` (both through clap),
+    /// then the first of [`CONFIG_SEARCH`] that exists — so an operator's
+    /// `dtswatch status` on the daemon's host reads the daemon's config.
+    pub fn config_path(&self) -> PathBuf {
+        if let Some(path) = &self.config {
+            return path.clone();
+        }
+        CONFIG_SEARCH
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from(CONFIG_SEARCH[0]))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -143,6 +156,13 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<OutboxAction>,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `dtswatch man > /usr/share/man/man1/dtswatch.1`.
+    Man,
     /// Serve the DTS simulator on an address until Ctrl-C.
     Simulator {
         #[arg(long, default_value = "127.0.0.1:9188")]

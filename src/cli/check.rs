@@ -14,8 +14,8 @@ pub fn check_config(path: &Path) -> ExitCode {
             for warning in &config.warnings {
                 eprintln!("{warning}");
             }
-            println!("{}: ok", path.display());
-            println!("{}", config.summary());
+            crate::outln!("{}: ok", path.display());
+            crate::outln!("{}", config.summary());
             ExitCode::SUCCESS
         }
         Err(errors) => report_config_errors(&errors),

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::args::OutputFormat;
-use super::open_store;
+use super::open_existing_store;
 use crate::config::Config;
 use crate::diff::{self, Change};
 use crate::dts::JobSnapshot;
@@ -27,7 +27,7 @@ pub async fn history(
     format: OutputFormat,
     all: bool,
 ) -> anyhow::Result<ExitCode> {
-    let store = open_store(config).await?;
+    let store = open_existing_store(config).await?;
     let row = {
         let mut conn = store.pool().acquire().await?;
         jobs::find(&mut conn, job).await?
@@ -39,9 +39,9 @@ pub async fn history(
     let since = crate::scheduler::earlier(Utc::now(), since);
     let entries = timeline(&store, &row, since, all).await?;
     match format {
-        OutputFormat::Text => print!("{}", render_timeline(&row, &entries)),
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&entries)?),
-    }
+        OutputFormat::Text => crate::out!("{}", render_timeline(&row, &entries)),
+        OutputFormat::Json => crate::outln!("{}", serde_json::to_string_pretty(&entries)?),
+    };
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,6 +5,7 @@
 
 pub mod args;
 mod check;
+mod docs;
 pub mod history;
 mod notify;
 mod outbox;
@@ -22,8 +23,12 @@ use crate::config::{self, Config, ConfigErrors};
 use crate::store::Store;
 pub use args::{Cli, Command, LogFormat};
 
-/// Exit code for configuration errors.
+/// Exit code for configuration and usage errors.
 pub const EXIT_CONFIG: u8 = 2;
+/// Exit code when another `dtswatch run` holds the database.
+pub const EXIT_LOCKED: u8 = 3;
+/// Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 fn report_config_errors(errors: &ConfigErrors) -> ExitCode {
     eprint!("{errors}");
@@ -31,17 +36,28 @@ fn report_config_errors(errors: &ConfigErrors) -> ExitCode {
     ExitCode::from(EXIT_CONFIG)
 }
 
+/// The database, created if missing: for `once`, which records polls.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Store::open(&config.storage.path)
         .await
         .with_context(|| format!("opening the database {}", config.storage.path.display()))
 }
 
+/// The database a daemon has created, never a new one: for the operator's
+/// commands (`status`, `history`, `silence`, `outbox`), so that a wrong `-c`
+/// is an error naming the file instead of an empty answer (or a silence
+/// that silences nothing).
+pub async fn open_existing_store(config: &Config) -> anyhow::Result<Store> {
+    Ok(Store::open_existing(&config.storage.path).await?)
+}
+
 /// Runs the command `cli` names; returns the process exit code.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     // Commands that need no config file.
     match &cli.command {
-        Command::CheckConfig => return Ok(check::check_config(&cli.config)),
+        Command::CheckConfig => return Ok(check::check_config(&cli.config_path())),
+        Command::Completions { shell } => return Ok(docs::completions(*shell)),
+        Command::Man => return docs::man_page(),
         Command::Demo => return run::demo(run::shutdown_signal()).await,
         Command::Simulator {
             listen,
@@ -51,7 +67,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => return run::simulator(*listen, scenario.as_deref(), *generate, *frozen).await,
         _ => {}
     }
-    let config = match config::load(&cli.config) {
+    let config = match config::load(&cli.config_path()) {
         Ok(config) => config,
         Err(errors) => return Ok(report_config_errors(&errors)),
     };
@@ -83,6 +99,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             channel.as_deref(),
             job.as_deref(),
         ),
-        Command::CheckConfig | Command::Demo | Command::Simulator { .. } => Ok(ExitCode::SUCCESS),
+        Command::CheckConfig
+        | Command::Completions { .. }
+        | Command::Man
+        | Command::Demo
+        | Command::Simulator { .. } => Ok(ExitCode::SUCCESS),
     }
 }

@@ -23,7 +23,7 @@ pub async fn test_notify(config: &Config, name: &str) -> anyhow::Result<ExitCode
     let channel = Channel::new(channel_config).map_err(anyhow::Error::msg)?;
     match channel.send(&notify::sample_message(Utc::now())).await {
         Ok(delivered) => {
-            println!(
+            crate::outln!(
                 "{name}: delivered; the peer answered: {}",
                 delivered.answer.trim()
             );
@@ -102,7 +102,7 @@ pub fn render(
     );
     let events: Vec<_> = evaluation.notices.into_iter().map(|n| n.event).collect();
     if events.is_empty() {
-        println!("rule `{rule_name}` would send nothing for this snapshot");
+        crate::outln!("rule `{rule_name}` would send nothing for this snapshot");
         return Ok(ExitCode::SUCCESS);
     }
     let message = Message {
@@ -121,8 +121,8 @@ pub fn render(
             return Ok(ExitCode::from(EXIT_CONFIG));
         };
         let channel = Channel::new(channel_config).map_err(anyhow::Error::msg)?;
-        println!("=== {name} ({}) ===", channel_config.kind.type_name());
-        println!("{}", channel.preview(&message));
+        crate::outln!("=== {name} ({}) ===", channel_config.kind.type_name());
+        crate::outln!("{}", channel.preview(&message));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 
 use super::args::OutboxAction;
-use super::open_store;
+use super::open_existing_store;
 use super::table::table;
 use crate::config::Config;
 use crate::rules::Notification;
@@ -19,11 +19,11 @@ pub async fn outbox(
     dead: bool,
     action: Option<OutboxAction>,
 ) -> anyhow::Result<ExitCode> {
-    let store = open_store(config).await?;
+    let store = open_existing_store(config).await?;
     let mut conn = store.pool().acquire().await?;
     if let Some(OutboxAction::Retry { id }) = action {
         return Ok(if outbox::retry(&mut conn, id, Utc::now()).await? {
-            println!("notification {id} queued again; a running daemon sends it shortly");
+            crate::outln!("notification {id} queued again; a running daemon sends it shortly");
             ExitCode::SUCCESS
         } else {
             eprintln!("no pending or dead notification {id}");
@@ -37,7 +37,7 @@ pub async fn outbox(
     };
     let rows = outbox::list(&mut conn, status).await?;
     if rows.is_empty() {
-        println!("no {} notifications", if dead { "dead" } else { "pending" });
+        crate::outln!("no {} notifications", if dead { "dead" } else { "pending" });
         return Ok(ExitCode::SUCCESS);
     }
     let lines: Vec<Vec<String>> = rows
@@ -79,7 +79,7 @@ pub async fn outbox(
         })
         .collect();
     let when = if dead { "DEAD SINCE" } else { "NEXT ATTEMPT" };
-    print!(
+    crate::out!(
         "{}",
         table(
             &[

@@ -1,7 +1,8 @@
 //! `dtswatch once`: every watched job (configured, plus one discovery pass)
 //! polled now through the same `poll_one` as the daemon, the steps printed,
 //! then the outbox drained within `delivery.drain_timeout`. Exits 1 when a
-//! poll failed or a notification is still pending.
+//! poll failed or a notification went dead or is still pending: from cron
+//! or CI, an undelivered alert must not look like success.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub async fn context(
 
 /// Polls every job once, records what it saw, and prints the steps.
 pub async fn once(config: &Config, env: &Environment) -> anyhow::Result<ExitCode> {
+    let _lock = crate::store::lock::acquire(&config.storage.path)?;
     let (ctx, deliverer) = context(config, env).await?;
     let jobs = discovery::watch_once(&config.jobs, &config.discover, &ctx.clients).await;
     let mut rows = Vec::new();
@@ -71,9 +73,17 @@ pub async fn once(config: &Config, env: &Environment) -> anyhow::Result<ExitCode
             }
         }
     }
-    print!("{}", table(&SNAPSHOT_HEADER, &rows));
+    crate::out!("{}", table(&SNAPSHOT_HEADER, &rows));
     let deadline = tokio::time::Instant::now() + config.delivery.drain_timeout;
-    let pending = deliverer.drain(deadline).await?;
+    let drained = deliverer.drain(deadline).await?;
+    if drained.dead > 0 {
+        eprintln!(
+            "{} notification(s) could not be delivered and are dead: see `dtswatch outbox --dead`, then `dtswatch outbox retry ID`",
+            drained.dead
+        );
+        failures += 1;
+    }
+    let pending = drained.pending;
     if pending > 0 {
         eprintln!(
             "{pending} notification(s) still pending after {}: see `dtswatch outbox`; `dtswatch run` or the next `once` delivers them",

@@ -7,9 +7,11 @@ use std::future::Future;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 
+use super::EXIT_INTERRUPTED;
 use crate::aliyun::Environment;
 use crate::config::{self, Config};
 use crate::daemon;
@@ -91,7 +93,7 @@ pub async fn demo(shutdown: impl Future<Output = ()>) -> anyhow::Result<ExitCode
     let config = config::parse(DEMO_CONFIG, Path::new("config/demo.toml"), &env)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let storage = config.storage.path.clone();
-    println!(
+    crate::outln!(
         "dtswatch demo: a DTS simulator on {} plays a migration from precheck to finish; dtswatch polls it every second.\n",
         simulator.endpoint()
     );
@@ -105,23 +107,38 @@ pub async fn demo(shutdown: impl Future<Output = ()>) -> anyhow::Result<ExitCode
             tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
         }
     };
-    let stop = async move {
-        tokio::select! {
-            _ = finished => {},
-            _ = shutdown => {},
+    // Stop when the scenario is done, on Ctrl-C, or when stdout's reader
+    // went away (`dtswatch demo | head -3`): in each case clean up.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let stop = {
+        let interrupted = interrupted.clone();
+        async move {
+            tokio::select! {
+                _ = finished => {},
+                _ = crate::stdout::closed() => {},
+                _ = shutdown => interrupted.store(true, Ordering::Relaxed),
+            }
         }
     };
     let options = daemon::Options {
         echo: true,
         ..daemon::Options::default()
     };
-    daemon::run(config, Environment::default(), stop, options).await?;
+    let ran = daemon::run(config, Environment::default(), stop, options).await;
+    if ran.is_err() || interrupted.load(Ordering::Relaxed) {
+        let _ = std::fs::remove_dir_all(&workdir);
+        ran?;
+        eprintln!("dtswatch demo: interrupted");
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
     let store = Store::open(&storage).await?;
-    println!();
-    print!("{}", super::status::report(&store).await?);
+    crate::outln!();
+    crate::out!("{}", super::status::report(&store).await?);
     store.close().await;
     let _ = std::fs::remove_dir_all(&workdir);
-    println!("\ndtswatch demo: scenario finished. `config/demo.toml` is the config it ran with.");
+    crate::outln!(
+        "\ndtswatch demo: scenario finished. `config/demo.toml` is the config it ran with."
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -160,7 +177,7 @@ pub async fn simulator(
     })
     .await
     .with_context(|| format!("listening on {listen}"))?;
-    println!(
+    crate::outln!(
         "DTS simulator on {} (AccessKeyId {}, secret {}); Ctrl-C to stop",
         simulator.endpoint(),
         sim::DEMO_ACCESS_KEY_ID,

@@ -6,14 +6,22 @@ use std::process::ExitCode;
 
 use super::args::SilenceAction;
 use super::table::table;
-use super::{EXIT_CONFIG, open_store};
+use super::{EXIT_CONFIG, open_existing_store};
 use crate::config::{self, Config};
 use crate::rules::silence::Silence;
 use crate::store;
 use crate::text::local_time;
 
 pub async fn silence(config: &Config, action: SilenceAction) -> anyhow::Result<ExitCode> {
-    let store = open_store(config).await?;
+    if let SilenceAction::Add {
+        jobs, rules, steps, ..
+    } = &action
+        && let Err(problem) = check_matchers(jobs, rules, steps)
+    {
+        eprintln!("{problem}");
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    }
+    let store = open_existing_store(config).await?;
     let now = chrono::Utc::now();
     let mut tx = store.begin().await?;
     match action {
@@ -26,18 +34,6 @@ pub async fn silence(config: &Config, action: SilenceAction) -> anyhow::Result<E
             comment,
             author,
         } => {
-            if jobs.is_empty() && rules.is_empty() && steps.is_empty() {
-                eprintln!(
-                    "a silence needs at least one --job, --rule or --step (use --job '*' to silence everything)"
-                );
-                return Ok(ExitCode::from(EXIT_CONFIG));
-            }
-            for pattern in jobs.iter().chain(&rules).chain(&steps) {
-                if let Err(e) = globset::Glob::new(pattern) {
-                    eprintln!("bad glob `{pattern}`: {e}");
-                    return Ok(ExitCode::from(EXIT_CONFIG));
-                }
-            }
             let starts = starts.unwrap_or(now);
             let ends = crate::scheduler::later(starts, duration);
             let silence = store::silences::NewSilence {
@@ -51,7 +47,7 @@ pub async fn silence(config: &Config, action: SilenceAction) -> anyhow::Result<E
             };
             let id = store::silences::add(&mut tx, &silence, now).await?;
             tx.commit().await?;
-            println!("silence {id} added, until {}", local_time(ends));
+            crate::outln!("silence {id} added, until {}", local_time(ends));
         }
         SilenceAction::List => {
             let mut rows = Vec::new();
@@ -72,7 +68,7 @@ pub async fn silence(config: &Config, action: SilenceAction) -> anyhow::Result<E
                 let comment = format!("{} (config)", silence.comment);
                 rows.push(silence_row(&silence, now, comment));
             }
-            print!(
+            crate::out!(
                 "{}",
                 table(
                     &["ID", "JOBS", "RULES", "STEPS", "WINDOW", "NOW", "COMMENT"],
@@ -83,7 +79,7 @@ pub async fn silence(config: &Config, action: SilenceAction) -> anyhow::Result<E
         SilenceAction::Expire { id } => {
             if store::silences::expire(&mut tx, id, now).await? {
                 tx.commit().await?;
-                println!("silence {id} expired");
+                crate::outln!("silence {id} expired");
             } else {
                 eprintln!("no unexpired silence {id} (config silences end by editing the config)");
                 return Ok(ExitCode::FAILURE);
@@ -91,6 +87,20 @@ pub async fn silence(config: &Config, action: SilenceAction) -> anyhow::Result<E
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A usage error in `silence add`'s matchers, found before the database is touched.
+fn check_matchers(jobs: &[String], rules: &[String], steps: &[String]) -> Result<(), String> {
+    if jobs.is_empty() && rules.is_empty() && steps.is_empty() {
+        return Err(
+            "a silence needs at least one --job, --rule or --step (use --job '*' to silence everything)"
+                .into(),
+        );
+    }
+    for pattern in jobs.iter().chain(rules).chain(steps) {
+        globset::Glob::new(pattern).map_err(|e| format!("bad glob `{pattern}`: {e}"))?;
+    }
+    Ok(())
 }
 
 /// One row of `silence list`.
@@ -124,11 +134,7 @@ fn silence_row(
         list(&silence.rules),
         list(&silence.steps),
         window,
-        if silence.is_active(now) {
-            "active".into()
-        } else {
-            "waiting".into()
-        },
+        silence.phase(now).as_str().into(),
         comment,
     ]
 }

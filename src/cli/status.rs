@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use sqlx::SqliteConnection;
 
-use super::open_store;
+use super::open_existing_store;
 use super::table::{SNAPSHOT_HEADER, snapshot_rows, table};
 use crate::config::Config;
 use crate::rules::AlertState;
@@ -16,8 +16,8 @@ use crate::text::{ellipsize, local_time};
 
 /// `dtswatch status`.
 pub async fn status(config: &Config) -> anyhow::Result<ExitCode> {
-    let store = open_store(config).await?;
-    print!("{}", report(&store).await?);
+    let store = open_existing_store(config).await?;
+    crate::out!("{}", report(&store).await?);
     Ok(ExitCode::SUCCESS)
 }
 

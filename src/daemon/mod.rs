@@ -12,6 +12,7 @@ mod prune;
 mod runtime;
 mod schedule;
 pub mod server;
+mod systemd;
 mod watchdog;
 
 use std::collections::BTreeMap;
@@ -88,6 +89,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     options: Options,
 ) -> anyhow::Result<()> {
+    let _lock = crate::store::lock::acquire(&config.storage.path)?;
     let store = Store::open(&config.storage.path)
         .await
         .with_context(|| format!("opening the database {}", config.storage.path.display()))?;
@@ -145,7 +147,12 @@ pub async fn run(
     tasks.spawn(discover::run(daemon.clone(), scheduling.clone()));
     tasks.spawn(watchdog::run(daemon.clone(), scheduling.clone()));
     tasks.spawn(prune::run(daemon.clone(), background.clone()));
+    tasks.spawn(systemd::keep_alive(background.clone()));
     let mut delivery = Delivery::start(&runtime);
+    systemd::notify(&format!(
+        "READY=1\nSTATUS=watching {} job(s)",
+        runtime.config.jobs.len()
+    ));
 
     let mut hangups = hangup_signals();
     tokio::pin!(shutdown);
@@ -153,6 +160,7 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => break,
             Some(()) = hangups.recv() => {
+                systemd::notify("RELOADING=1");
                 if let Some(path) = &options.config_path
                     && let Some(new) = daemon.current().reload(path, &daemon.shared)
                 {
@@ -161,10 +169,12 @@ pub async fn run(
                     delivery.stop().await;
                     delivery = Delivery::start(&new);
                 }
+                systemd::notify("READY=1");
             }
         }
     }
 
+    systemd::notify("STOPPING=1");
     tracing::info!("shutting down: no new polls; finishing the ones in flight");
     scheduling.cancel();
     polls.close();

@@ -228,7 +228,7 @@ fn echo(watched: &Watched, polled: &poll::Polled) {
         .unwrap_or_else(|_| Utc::now());
     let at = local_time(at);
     if let Err(failure) = &polled.result {
-        println!("{at}  {name}: poll failed: {}", failure.error);
+        crate::outln!("{at}  {name}: poll failed: {}", failure.error);
     }
     if let Ok(report) = &polled.recorded {
         for change in report
@@ -236,7 +236,7 @@ fn echo(watched: &Watched, polled: &poll::Polled) {
             .iter()
             .filter(|c| !c.is_volatile() || report.first)
         {
-            println!("{at}  {name}: {change}");
+            crate::outln!("{at}  {name}: {change}");
         }
     }
 }

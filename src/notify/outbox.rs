@@ -69,6 +69,15 @@ impl Counted {
     }
 }
 
+/// What a bounded drain left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// Rows still waiting to be sent.
+    pub pending: i64,
+    /// Notifications that went dead during the drain.
+    pub dead: u64,
+}
+
 /// Delivers outbox rows through the configured channels.
 pub struct Deliverer {
     store: Store,
@@ -278,13 +287,18 @@ impl Deliverer {
 
     /// Delivers until every channel is empty (or only has rows not yet due) or `deadline` passes.
     /// Returns the number of rows still pending.
-    pub async fn drain(&self, deadline: tokio::time::Instant) -> Result<i64, StoreError> {
+    pub async fn drain(&self, deadline: tokio::time::Instant) -> Result<Drained, StoreError> {
+        let mut dead = 0u64;
         loop {
             let mut next_wake: Option<DateTime<Utc>> = None;
             let mut busy = false;
             for name in self.channel_names() {
                 match self.try_deliver_one(&name, Utc::now()).await? {
-                    Outcome::Delivered(_) | Outcome::Dead(_) => busy = true,
+                    Outcome::Delivered(_) => busy = true,
+                    Outcome::Dead(_) => {
+                        busy = true;
+                        dead = dead.saturating_add(1);
+                    }
                     Outcome::Empty => {}
                     Outcome::WillRetry(at) | Outcome::NotDue(at) | Outcome::RateLimited(at) => {
                         next_wake = Some(next_wake.map_or(at, |n| n.min(at)));
@@ -293,7 +307,7 @@ impl Deliverer {
             }
             let pending = self.pending(None).await?;
             if pending == 0 || tokio::time::Instant::now() >= deadline {
-                return Ok(pending);
+                return Ok(Drained { pending, dead });
             }
             if !busy {
                 let wait = crate::scheduler::sleep_until(

@@ -19,6 +19,26 @@ pub struct Silence {
     pub comment: String,
 }
 
+/// A silence's state at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Active,
+    /// Starts later (a fixed window ahead, or between a recurring window's ticks).
+    Waiting,
+    /// Over, and will not start again.
+    Ended,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Active => "active",
+            Phase::Waiting => "waiting",
+            Phase::Ended => "ended",
+        }
+    }
+}
+
 impl Silence {
     pub fn from_config(index: usize, config: &SilenceConfig) -> Self {
         Self {
@@ -43,6 +63,18 @@ impl Silence {
                     .is_some_and(|start| start <= now)
             }
         }
+    }
+
+    /// Where the silence is in its life at `now`, as `silence list` shows it.
+    pub fn phase(&self, now: DateTime<Utc>) -> Phase {
+        if self.is_active(now) {
+            return Phase::Active;
+        }
+        let ended = match &self.window {
+            SilenceWindow::Fixed { ends, .. } => *ends <= now,
+            SilenceWindow::Recurring { cron, .. } => cron.next_after(now).is_none(),
+        };
+        if ended { Phase::Ended } else { Phase::Waiting }
     }
 
     /// All given matchers must match; a `steps` silence never matches job-level alerts.

@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod batch;
 pub mod jobs;
+pub mod lock;
 pub mod outbox;
 pub mod polls;
 pub mod retention;
@@ -84,6 +85,10 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    #[error(
+        "no database at {path}: no `dtswatch run` or `once` has used this config's storage.path yet (is -c the daemon's config?)"
+    )]
+    Missing { path: String },
 }
 
 impl StoreError {
@@ -143,8 +148,25 @@ pub fn from_millis(ms: i64) -> DateTime<Utc> {
 
 impl Store {
     /// Opens (creating if needed) and migrates the database at `path`.
+    /// Opens the database, creating it (and its directory) if needed.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Self::open_with(path, true).await
+    }
+
+    /// Opens a database a daemon (or `once`) has created; never creates one,
+    /// so an operator's command with the wrong `-c` says so instead of
+    /// reading (and leaving behind) an empty file.
+    pub async fn open_existing(path: &Path) -> Result<Self, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::Missing {
+                path: path.display().to_string(),
+            });
+        }
+        Self::open_with(path, false).await
+    }
+
+    async fn open_with(path: &Path, create: bool) -> Result<Self, StoreError> {
+        if create && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
                 path: path.display().to_string(),
                 source: sqlx::Error::Io(e),
@@ -156,7 +178,7 @@ impl Store {
                 source: e,
             })?
             .filename(path)
-            .create_if_missing(true)
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))

@@ -312,6 +312,7 @@ impl TestApp {
             .drain(tokio::time::Instant::now() + Duration::from_secs(10))
             .await
             .expect("the outbox drains")
+            .pending
     }
 }
 

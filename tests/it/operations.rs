@@ -293,7 +293,7 @@ async fn dead_notifications_are_listed_and_can_be_retried() {
     })
     .await
     .unwrap();
-    assert_eq!(code, 0, "dead rows are not pending: once finishes");
+    assert_eq!(code, 1, "a dead notification is a failure, not success");
     let (_, stdout, _) = cli(&config, &["outbox", "--dead"]);
     assert!(
         stdout.contains("hook") && stdout.contains("HTTP 401: bad signature"),

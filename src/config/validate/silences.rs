@@ -57,10 +57,18 @@ pub(super) fn build_silences(
                         errors.at(ends.span(), format!("{owner}: ends must be after starts"));
                         None
                     }
-                    (_, Some(ends)) => Some(SilenceWindow::Fixed {
-                        starts: starts_at,
-                        ends,
-                    }),
+                    (_, Some(ends_at)) => {
+                        if ends_at <= chrono::Utc::now() {
+                            errors.warn(
+                                ends.span(),
+                                format!("{owner}: ended already ({ends_at}); it silences nothing"),
+                            );
+                        }
+                        Some(SilenceWindow::Fixed {
+                            starts: starts_at,
+                            ends: ends_at,
+                        })
+                    }
                     _ => None,
                 }
             }
