@@ -19,6 +19,10 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
 
+    /// Output on stdout of `status`, `once`, `history`, `outbox` and `silence list`.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -115,8 +119,6 @@ pub enum Command {
         /// How far back, e.g. 30m, 24h, 7d.
         #[arg(long, default_value = "24h", value_parser = parse_duration_arg)]
         since: std::time::Duration,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-        format: OutputFormat,
         /// Include latency and progress changes.
         #[arg(long)]
         all: bool,

@@ -7,6 +7,7 @@ pub mod args;
 mod check;
 mod docs;
 pub mod history;
+mod json;
 mod notify;
 mod outbox;
 pub mod poll;
@@ -72,18 +73,16 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Err(errors) => return Ok(report_config_errors(&errors)),
     };
     let env = crate::aliyun::Environment::from_process();
+    let format = cli.format;
     match cli.command {
-        Command::Once => poll::once(&config, &env).await,
+        Command::Once => poll::once(&config, &env, format).await,
         Command::Run => run::run(config, env, run::shutdown_signal()).await,
-        Command::Status => status::status(&config).await,
-        Command::History {
-            job,
-            since,
-            format,
-            all,
-        } => history::history(&config, &job, since, format, all).await,
-        Command::Silence { action } => silence::silence(&config, action).await,
-        Command::Outbox { dead, action } => outbox::outbox(&config, dead, action).await,
+        Command::Status => status::status(&config, format).await,
+        Command::History { job, since, all } => {
+            history::history(&config, &job, since, format, all).await
+        }
+        Command::Silence { action } => silence::silence(&config, action, format).await,
+        Command::Outbox { dead, action } => outbox::outbox(&config, dead, action, format).await,
         Command::TestNotify { channel } => notify::test_notify(&config, &channel).await,
         Command::Render {
             rule,

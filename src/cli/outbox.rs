@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use chrono::Utc;
 
 use super::args::OutboxAction;
-use super::open_existing_store;
+use super::args::OutputFormat;
 use super::table::table;
+use super::{json, open_existing_store};
 use crate::config::Config;
 use crate::rules::Notification;
 use crate::store::from_millis;
@@ -18,6 +19,7 @@ pub async fn outbox(
     config: &Config,
     dead: bool,
     action: Option<OutboxAction>,
+    format: OutputFormat,
 ) -> anyhow::Result<ExitCode> {
     let store = open_existing_store(config).await?;
     let mut conn = store.pool().acquire().await?;
@@ -36,6 +38,11 @@ pub async fn outbox(
         OutboxStatus::Pending
     };
     let rows = outbox::list(&mut conn, status).await?;
+    if format == OutputFormat::Json {
+        let listed: Vec<json::OutboxJson> = rows.iter().map(Into::into).collect();
+        json::print(&listed)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if rows.is_empty() {
         crate::outln!("no {} notifications", if dead { "dead" } else { "pending" });
         return Ok(ExitCode::SUCCESS);

@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::open_store;
+use super::args::OutputFormat;
 use super::table::{SNAPSHOT_HEADER, snapshot_rows, table};
+use super::{json, open_store};
 use crate::aliyun::Environment;
 use crate::config::{self, Config};
 use crate::discovery;
@@ -39,11 +40,16 @@ pub async fn context(
 }
 
 /// Polls every job once, records what it saw, and prints the steps.
-pub async fn once(config: &Config, env: &Environment) -> anyhow::Result<ExitCode> {
+pub async fn once(
+    config: &Config,
+    env: &Environment,
+    format: OutputFormat,
+) -> anyhow::Result<ExitCode> {
     let _lock = crate::store::lock::acquire(&config.storage.path)?;
     let (ctx, deliverer) = context(config, env).await?;
     let jobs = discovery::watch_once(&config.jobs, &config.discover, &ctx.clients).await;
     let mut rows = Vec::new();
+    let mut polled_json = Vec::new();
     let mut failures = 0;
     for (watched, polled) in jobs
         .iter()
@@ -60,6 +66,23 @@ pub async fn once(config: &Config, env: &Environment) -> anyhow::Result<ExitCode
                 terminal(&notice.line())
             );
         }
+        polled_json.push(OncePollJson {
+            id: job.id.clone(),
+            name: job.name.clone(),
+            ok: polled.result.is_ok(),
+            error: polled.result.as_ref().err().map(|f| f.error.to_string()),
+            error_code: polled
+                .result
+                .as_ref()
+                .err()
+                .map(|f| f.error.code().to_string()),
+            steps: report
+                .snapshot
+                .as_deref()
+                .map(json::StepJson::all)
+                .unwrap_or_default(),
+            notices: report.notices.iter().map(|n| n.line()).collect(),
+        });
         match polled.result {
             Ok(fetched) => rows.extend(snapshot_rows(job, &fetched.snapshot)),
             Err(failure) => {
@@ -73,7 +96,9 @@ pub async fn once(config: &Config, env: &Environment) -> anyhow::Result<ExitCode
             }
         }
     }
-    crate::out!("{}", table(&SNAPSHOT_HEADER, &rows));
+    if format == OutputFormat::Text {
+        crate::out!("{}", table(&SNAPSHOT_HEADER, &rows));
+    }
     let deadline = tokio::time::Instant::now() + config.delivery.drain_timeout;
     let drained = deliverer.drain(deadline).await?;
     if drained.dead > 0 {
@@ -91,9 +116,44 @@ pub async fn once(config: &Config, env: &Environment) -> anyhow::Result<ExitCode
         );
         failures += 1;
     }
+    if format == OutputFormat::Json {
+        json::print(&OnceJson {
+            jobs: polled_json,
+            notifications: NotificationsJson {
+                pending: drained.pending,
+                dead: drained.dead,
+            },
+        })?;
+    }
     Ok(if failures == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `once --format json`: each job's poll and what it led to, and what the
+/// outbox held when `once` stopped waiting.
+#[derive(Debug, serde::Serialize)]
+struct OnceJson {
+    jobs: Vec<OncePollJson>,
+    notifications: NotificationsJson,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct OncePollJson {
+    id: String,
+    name: Option<String>,
+    ok: bool,
+    error: Option<String>,
+    error_code: Option<String>,
+    steps: Vec<json::StepJson>,
+    /// The notification decisions of this poll, one line each.
+    notices: Vec<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct NotificationsJson {
+    pending: i64,
+    dead: u64,
 }

@@ -4,15 +4,20 @@
 
 use std::process::ExitCode;
 
+use super::args::OutputFormat;
 use super::args::SilenceAction;
 use super::table::table;
-use super::{EXIT_CONFIG, open_existing_store};
+use super::{EXIT_CONFIG, json, open_existing_store};
 use crate::config::{self, Config};
 use crate::rules::silence::Silence;
 use crate::store;
 use crate::text::local_time;
 
-pub async fn silence(config: &Config, action: SilenceAction) -> anyhow::Result<ExitCode> {
+pub async fn silence(
+    config: &Config,
+    action: SilenceAction,
+    format: OutputFormat,
+) -> anyhow::Result<ExitCode> {
     if let SilenceAction::Add {
         jobs, rules, steps, ..
     } = &action
@@ -51,8 +56,15 @@ pub async fn silence(config: &Config, action: SilenceAction) -> anyhow::Result<E
         }
         SilenceAction::List => {
             let mut rows = Vec::new();
+            let mut listed = Vec::new();
             for row in store::silences::current(&mut tx, now).await? {
                 let silence = row.to_silence()?;
+                listed.push(json::SilenceJson::of(
+                    &silence,
+                    "cli",
+                    row.created_by.clone(),
+                    now,
+                ));
                 rows.push(silence_row(
                     &silence,
                     now,
@@ -65,16 +77,22 @@ pub async fn silence(config: &Config, action: SilenceAction) -> anyhow::Result<E
             }
             for (i, config_silence) in config.silences.iter().enumerate() {
                 let silence = Silence::from_config(i, config_silence);
+                listed.push(json::SilenceJson::of(&silence, "config", None, now));
                 let comment = format!("{} (config)", silence.comment);
                 rows.push(silence_row(&silence, now, comment));
             }
-            crate::out!(
-                "{}",
-                table(
-                    &["ID", "JOBS", "RULES", "STEPS", "WINDOW", "NOW", "COMMENT"],
-                    &rows
-                )
-            );
+            match format {
+                OutputFormat::Json => json::print(&listed)?,
+                OutputFormat::Text => {
+                    crate::out!(
+                        "{}",
+                        table(
+                            &["ID", "JOBS", "RULES", "STEPS", "WINDOW", "NOW", "COMMENT"],
+                            &rows
+                        )
+                    );
+                }
+            }
         }
         SilenceAction::Expire { id } => {
             if store::silences::expire(&mut tx, id, now).await? {

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use sqlx::SqliteConnection;
 
-use super::open_existing_store;
+use super::args::OutputFormat;
 use super::table::{SNAPSHOT_HEADER, snapshot_rows, table};
+use super::{json, open_existing_store};
 use crate::config::Config;
 use crate::rules::AlertState;
 use crate::store::snapshots::SnapshotCache;
@@ -15,10 +16,85 @@ use crate::store::{Store, StoreError, alerts, from_millis, jobs, outbox, polls};
 use crate::text::{ellipsize, local_time};
 
 /// `dtswatch status`.
-pub async fn status(config: &Config) -> anyhow::Result<ExitCode> {
+pub async fn status(config: &Config, format: OutputFormat) -> anyhow::Result<ExitCode> {
     let store = open_existing_store(config).await?;
-    crate::out!("{}", report(&store).await?);
+    match format {
+        OutputFormat::Text => crate::out!("{}", report(&store).await?),
+        OutputFormat::Json => {
+            json::print(&report_json(&store).await?)?;
+            true
+        }
+    };
     Ok(ExitCode::SUCCESS)
+}
+
+/// `status --format json`: every job with its last poll and steps, the
+/// active alerts, the outbox per channel.
+#[derive(Debug, serde::Serialize)]
+struct StatusJson {
+    jobs: Vec<JobJson>,
+    alerts: Vec<json::AlertJson>,
+    outbox: Vec<json::ChannelJson>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct JobJson {
+    id: String,
+    name: Option<String>,
+    region: String,
+    /// `config`, `discover`, …
+    source: String,
+    retired: bool,
+    last_poll: Option<json::PollJson>,
+    /// As of the last successful poll.
+    steps: Vec<json::StepJson>,
+}
+
+async fn report_json(store: &Store) -> Result<StatusJson, StoreError> {
+    let mut conn = store.pool().acquire().await?;
+    let mut cache = SnapshotCache::default();
+    let mut out = Vec::new();
+    for job in jobs::all(&mut conn).await? {
+        let last_poll = polls::last(&mut conn, job.id)
+            .await?
+            .map(|p| json::PollJson {
+                at: from_millis(p.at),
+                outcome: p.outcome.clone(),
+                error_code: p.error_code.clone(),
+            });
+        let mut steps = Vec::new();
+        if job.retired_at.is_none()
+            && let Some(ok) = polls::last_ok(&mut conn, job.id).await?
+            && let Some(snapshot_id) = ok.snapshot
+        {
+            let volatile = polls::volatile_at(&mut conn, job.id, ok.id)
+                .await?
+                .unwrap_or_default();
+            steps = json::StepJson::all(&cache.load(&mut conn, snapshot_id, &volatile).await?);
+        }
+        out.push(JobJson {
+            id: job.dts_job_id.clone(),
+            name: job.name.clone(),
+            region: job.region.clone(),
+            source: job.source.clone(),
+            retired: job.retired_at.is_some(),
+            last_poll,
+            steps,
+        });
+    }
+    Ok(StatusJson {
+        jobs: out,
+        alerts: alerts::active(&mut conn)
+            .await?
+            .iter()
+            .map(Into::into)
+            .collect(),
+        outbox: outbox::counts(&mut conn)
+            .await?
+            .iter()
+            .map(Into::into)
+            .collect(),
+    })
 }
 
 /// `dtswatch status`: every job's last poll and current steps.

@@ -307,3 +307,109 @@ fn completions_man_page_and_version_come_from_the_binary() {
         "commit and build date: {version}"
     );
 }
+
+/// `--format json` on every reading command parses and carries the documented fields.
+#[tokio::test]
+async fn json_output_of_each_command_has_the_documented_fields() {
+    let sim = simulator(vec![failed_job("dtsjson")]).await;
+    let webhook = crate::peers::webhook::Webhook::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig::new(&sim.endpoint())
+        .db(&dir.path().join("dtswatch.db"))
+        .named_job("dtsjson", "orders")
+        .with(&format!(
+            "[channels.hook]\ntype = \"webhook\"\nurl = \"{}\"\nsecret = \"not-the-secret\"\n\n[[rules]]\nname = \"step failed\"\nkind = \"failed\"\nchannels = [\"hook\"]\n",
+            webhook.url()
+        ))
+        .write(dir.path());
+    let json = |args: Vec<&'static str>| {
+        let config = config.clone();
+        async move {
+            let out = tokio::task::spawn_blocking(move || run_cli(&config, &args))
+                .await
+                .unwrap();
+            let value: serde_json::Value = serde_json::from_str(&out.stdout)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", out.stdout, out.stderr));
+            (out.code, value)
+        }
+    };
+    let (code, once) = json(vec!["once", "--format", "json"]).await;
+    assert_eq!(code, 1, "the notification went dead");
+    assert_eq!(once["jobs"][0]["id"], "dtsjson");
+    assert_eq!(once["jobs"][0]["name"], "orders");
+    assert_eq!(once["jobs"][0]["ok"], true);
+    assert_eq!(once["jobs"][0]["steps"][0]["path"], "s1");
+    assert_eq!(once["jobs"][0]["steps"][0]["state"], "Failed");
+    assert_eq!(
+        once["jobs"][0]["steps"][0]["error"],
+        "DTS-1020042 Duplicate entry"
+    );
+    assert_eq!(once["notifications"]["dead"], 1);
+    assert_eq!(once["notifications"]["pending"], 0);
+
+    let (code, status) = json(vec!["status", "--format", "json"]).await;
+    assert_eq!(code, 0);
+    let job = &status["jobs"][0];
+    assert_eq!(job["id"], "dtsjson");
+    assert_eq!(job["region"], "cn-hangzhou");
+    assert_eq!(job["source"], "config");
+    assert_eq!(job["retired"], false);
+    assert_eq!(job["last_poll"]["outcome"], "ok");
+    assert!(
+        job["last_poll"]["at"].as_str().unwrap().ends_with('Z'),
+        "{job}"
+    );
+    assert_eq!(job["steps"][0]["code"], "03");
+    assert_eq!(job["steps"][0]["progress"], 0);
+    let alert = &status["alerts"][0];
+    assert_eq!(alert["status"], "firing");
+    assert_eq!(alert["rule"], "step failed");
+    assert_eq!(alert["severity"], "critical");
+    assert_eq!(alert["job_id"], "dtsjson");
+    assert_eq!(alert["path"], "s1");
+    assert_eq!(status["outbox"][0]["channel"], "hook");
+    assert_eq!(status["outbox"][0]["dead"], 1);
+
+    let (code, dead) = json(vec!["outbox", "--dead", "--format", "json"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(dead[0]["channel"], "hook");
+    assert_eq!(dead[0]["status"], "dead");
+    assert!(dead[0]["dead_at"].is_string(), "{dead}");
+    assert!(
+        dead[0]["last_error"].as_str().unwrap().contains("HTTP 401"),
+        "{dead}"
+    );
+    assert_eq!(dead[0]["notification"]["job"]["id"], "dtsjson");
+
+    let added = run_cli(
+        &config,
+        &[
+            "silence",
+            "add",
+            "--job",
+            "dts*",
+            "--for",
+            "1h",
+            "--comment",
+            "failover",
+            "--author",
+            "ops",
+        ],
+    );
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let (code, silences) = json(vec!["silence", "list", "--format", "json"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(silences[0]["source"], "cli");
+    assert_eq!(silences[0]["state"], "active");
+    assert_eq!(silences[0]["jobs"], serde_json::json!(["dts*"]));
+    assert_eq!(silences[0]["comment"], "failover");
+    assert_eq!(silences[0]["author"], "ops");
+    assert!(silences[0]["ends"].is_string());
+
+    let (code, history) = json(vec!["history", "orders", "--format", "json"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        history.as_array().is_some_and(|h| !h.is_empty()),
+        "{history}"
+    );
+}

@@ -124,9 +124,13 @@ async fn once_and_run_record_the_same_rows_for_the_same_jobs() {
     .unwrap();
     let once_dir = tempfile::tempdir().unwrap();
     let once_config = config(once_dir.path(), &sim.endpoint()).build();
-    let code = dtswatch::cli::poll::once(&once_config, &isolated_env())
-        .await
-        .unwrap();
+    let code = dtswatch::cli::poll::once(
+        &once_config,
+        &isolated_env(),
+        dtswatch::cli::args::OutputFormat::Text,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         code,
         std::process::ExitCode::FAILURE,
