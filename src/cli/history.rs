@@ -54,6 +54,41 @@ pub struct TimelineEntry {
     pub text: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub change: Option<Change>,
+    /// The step or sub-step (`key` or `parent/key`) a change or alert is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// For alert events: the rule, its severity, why it was (not) sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<String>,
+    /// For failed polls: DTS's error code and its class (`throttled`, `server`, `auth`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_class: Option<String>,
+}
+
+impl TimelineEntry {
+    fn new(at: DateTime<Utc>, kind: &str, text: String) -> Self {
+        Self {
+            at,
+            kind: kind.into(),
+            text,
+            change: None,
+            path: None,
+            rule: None,
+            severity: None,
+            reason: None,
+            suppressed: None,
+            error_code: None,
+            error_class: None,
+        }
+    }
 }
 
 /// The job's timeline since `since`: changes between consecutive successful
@@ -88,27 +123,26 @@ pub async fn timeline(
             if failing_since.is_none() {
                 failing_since = Some(at);
             }
+            let text = format!(
+                "poll failed after {} attempt(s): {}",
+                row.attempts,
+                row.error_text
+                    .clone()
+                    .unwrap_or_else(|| row.outcome.clone())
+            );
             entries.push(TimelineEntry {
-                at,
-                kind: "poll_failed".into(),
-                text: format!(
-                    "poll failed after {} attempt(s): {}",
-                    row.attempts,
-                    row.error_text
-                        .clone()
-                        .unwrap_or_else(|| row.outcome.clone())
-                ),
-                change: None,
+                error_code: row.error_code.clone(),
+                error_class: Some(row.outcome.clone()),
+                ..TimelineEntry::new(at, "poll_failed", text)
             });
             continue;
         };
         if let Some(start) = failing_since.take() {
-            entries.push(TimelineEntry {
+            entries.push(TimelineEntry::new(
                 at,
-                kind: "poll_recovered".into(),
-                text: format!("polls succeed again (failing since {})", local_time(start)),
-                change: None,
-            });
+                "poll_recovered",
+                format!("polls succeed again (failing since {})", local_time(start)),
+            ));
         }
         // An unchanged poll: same structure, no new volatile numbers.
         if row.volatile.is_none()
@@ -128,11 +162,11 @@ pub async fn timeline(
             if change.is_volatile() && !volatile {
                 continue;
             }
+            let text = change.to_string();
             entries.push(TimelineEntry {
-                at,
-                kind: "change".into(),
-                text: change.to_string(),
+                path: Some(change.path.to_string()),
                 change: Some(change),
+                ..TimelineEntry::new(at, "change", text)
             });
         }
         previous = Some((snapshot_id, volatile_bytes, snapshot));
@@ -141,10 +175,16 @@ pub async fn timeline(
         let event: Event =
             serde_json::from_str(&row.payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         entries.push(TimelineEntry {
-            at: from_millis(row.at),
-            kind: row.status.clone(),
-            text: event.line(row.suppressed.as_deref()),
-            change: None,
+            path: Some(row.path.clone()).filter(|p| !p.is_empty()),
+            rule: Some(row.rule.clone()),
+            severity: Some(event.severity.as_str().to_string()),
+            reason: Some(row.reason.clone()),
+            suppressed: row.suppressed.clone(),
+            ..TimelineEntry::new(
+                from_millis(row.at),
+                &row.status,
+                event.line(row.suppressed.as_deref()),
+            )
         });
     }
     // Stable: a poll's changes come before the alerts they caused.

@@ -408,8 +408,18 @@ async fn json_output_of_each_command_has_the_documented_fields() {
 
     let (code, history) = json(vec!["history", "orders", "--format", "json"]).await;
     assert_eq!(code, 0);
-    assert!(
-        history.as_array().is_some_and(|h| !h.is_empty()),
-        "{history}"
-    );
+    let entries = history.as_array().expect("an array");
+    let appeared = entries
+        .iter()
+        .find(|e| e["kind"] == "change")
+        .unwrap_or_else(|| panic!("{history}"));
+    assert_eq!(appeared["path"], "s1");
+    let fired = entries
+        .iter()
+        .find(|e| e["kind"] == "firing")
+        .unwrap_or_else(|| panic!("{history}"));
+    assert_eq!(fired["rule"], "step failed");
+    assert_eq!(fired["severity"], "critical");
+    assert_eq!(fired["path"], "s1");
+    assert_eq!(fired["reason"], "first_notification");
 }
