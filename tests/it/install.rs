@@ -206,7 +206,7 @@ async fn the_daemon_runs_as_an_unprivileged_user_in_its_state_directory() {
     socket
         .set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
-    let mut child = as_nobody(&["run", "-c"])
+    let child = as_nobody(&["run", "-c"])
         .arg(&config)
         .current_dir(&state)
         .env("NOTIFY_SOCKET", &socket_path)
@@ -216,6 +216,8 @@ async fn the_daemon_runs_as_an_unprivileged_user_in_its_state_directory() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Killed if an assertion fails before the clean stop below.
+    let mut child = KillOnDrop(Some(child));
     let url = format!("http://127.0.0.1:{port}/healthz");
     eventually("a poll, then /healthz answering 200", async || {
         if sim.polls_of("dtsinstalled") == 0 {
@@ -240,9 +242,10 @@ async fn the_daemon_runs_as_an_unprivileged_user_in_its_state_directory() {
         seen[0].starts_with("READY=1\nSTATUS=watching 1 job(s)"),
         "{seen:?}"
     );
+    let pid = child.0.as_ref().map(|c| c.id()).unwrap_or_default();
     let kill = |signal: &str| {
         Command::new("kill")
-            .args([signal, &child.id().to_string()])
+            .args([signal, &pid.to_string()])
             .status()
             .unwrap()
     };
@@ -252,7 +255,8 @@ async fn the_daemon_runs_as_an_unprivileged_user_in_its_state_directory() {
     })
     .await;
     assert!(kill("-TERM").success());
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+    let mut running = child.0.take().unwrap();
+    let status = tokio::task::spawn_blocking(move || running.wait().unwrap())
         .await
         .unwrap();
     assert_eq!(status.code(), Some(0));
@@ -260,4 +264,16 @@ async fn the_daemon_runs_as_an_unprivileged_user_in_its_state_directory() {
         notify_messages(&socket, &mut seen, "STOPPING=1"),
         "{seen:?}"
     );
+}
+
+/// A child process killed when dropped (a failed assertion must not leave a daemon behind).
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
