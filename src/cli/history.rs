@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::args::OutputFormat;
-use super::open_existing_store;
+use super::open_store_read_only;
 use crate::config::Config;
 use crate::diff::{self, Change};
 use crate::dts::JobSnapshot;
@@ -27,7 +27,7 @@ pub async fn history(
     format: OutputFormat,
     all: bool,
 ) -> anyhow::Result<ExitCode> {
-    let store = open_existing_store(config).await?;
+    let store = open_store_read_only(config).await?;
     let row = {
         let mut conn = store.pool().acquire().await?;
         jobs::find(&mut conn, job).await?

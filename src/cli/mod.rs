@@ -52,6 +52,11 @@ pub async fn open_existing_store(config: &Config) -> anyhow::Result<Store> {
     Ok(Store::open_existing(&config.storage.path).await?)
 }
 
+/// Like [`open_existing_store`], read-only: for commands that only read.
+pub async fn open_store_read_only(config: &Config) -> anyhow::Result<Store> {
+    Ok(Store::open_read_only(&config.storage.path).await?)
+}
+
 /// Runs the command `cli` names; returns the process exit code.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     // Commands that need no config file.

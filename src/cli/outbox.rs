@@ -8,7 +8,7 @@ use chrono::Utc;
 use super::args::OutboxAction;
 use super::args::OutputFormat;
 use super::table::table;
-use super::{json, open_existing_store};
+use super::{json, open_existing_store, open_store_read_only};
 use crate::config::Config;
 use crate::rules::Notification;
 use crate::store::from_millis;
@@ -21,7 +21,10 @@ pub async fn outbox(
     action: Option<OutboxAction>,
     format: OutputFormat,
 ) -> anyhow::Result<ExitCode> {
-    let store = open_existing_store(config).await?;
+    let store = match action {
+        Some(_) => open_existing_store(config).await?,
+        None => open_store_read_only(config).await?,
+    };
     let mut conn = store.pool().acquire().await?;
     if let Some(OutboxAction::Retry { id }) = action {
         return Ok(if outbox::retry(&mut conn, id, Utc::now()).await? {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use super::args::OutputFormat;
 use super::args::SilenceAction;
 use super::table::table;
-use super::{EXIT_CONFIG, json, open_existing_store};
+use super::{EXIT_CONFIG, json, open_existing_store, open_store_read_only};
 use crate::config::{self, Config};
 use crate::rules::silence::Silence;
 use crate::store;
@@ -26,7 +26,10 @@ pub async fn silence(
         eprintln!("{problem}");
         return Ok(ExitCode::from(EXIT_CONFIG));
     }
-    let store = open_existing_store(config).await?;
+    let store = match action {
+        SilenceAction::List => open_store_read_only(config).await?,
+        _ => open_existing_store(config).await?,
+    };
     let now = chrono::Utc::now();
     let mut tx = store.begin().await?;
     match action {

@@ -8,7 +8,7 @@ use sqlx::SqliteConnection;
 
 use super::args::OutputFormat;
 use super::table::{SNAPSHOT_HEADER, snapshot_rows, table};
-use super::{json, open_existing_store};
+use super::{json, open_store_read_only};
 use crate::config::Config;
 use crate::rules::AlertState;
 use crate::store::snapshots::SnapshotCache;
@@ -17,7 +17,7 @@ use crate::text::{ellipsize, local_time};
 
 /// `dtswatch status`.
 pub async fn status(config: &Config, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let store = open_existing_store(config).await?;
+    let store = open_store_read_only(config).await?;
     match format {
         OutputFormat::Text => crate::out!("{}", report(&store).await?),
         OutputFormat::Json => {

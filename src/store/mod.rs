@@ -146,26 +146,51 @@ pub fn from_millis(ms: i64) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// How a command opens the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// The daemon and `once`: created and migrated if needed.
+    Create,
+    /// Commands that write (`silence add`, `outbox retry`): only an existing file.
+    Existing,
+    /// Commands that only read: an existing file, opened read-only.
+    ReadOnly,
+}
+
 impl Store {
-    /// Opens (creating if needed) and migrates the database at `path`.
-    /// Opens the database, creating it (and its directory) if needed.
+    /// Opens the database, creating it (and its directory) if needed, and migrates it.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with(path, true).await
+        Self::open_with(path, Access::Create).await
+    }
+
+    /// Opens an existing database for reading only: `status`, `history` and
+    /// the listing commands cannot change it (not even by migrating it) and
+    /// never create one.
+    pub async fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        Self::require_file(path)?;
+        Self::open_with(path, Access::ReadOnly).await
+    }
+
+    fn require_file(path: &Path) -> Result<(), StoreError> {
+        if path.is_file() {
+            Ok(())
+        } else {
+            Err(StoreError::Missing {
+                path: path.display().to_string(),
+            })
+        }
     }
 
     /// Opens a database a daemon (or `once`) has created; never creates one,
     /// so an operator's command with the wrong `-c` says so instead of
     /// reading (and leaving behind) an empty file.
     pub async fn open_existing(path: &Path) -> Result<Self, StoreError> {
-        if !path.is_file() {
-            return Err(StoreError::Missing {
-                path: path.display().to_string(),
-            });
-        }
-        Self::open_with(path, false).await
+        Self::require_file(path)?;
+        Self::open_with(path, Access::Existing).await
     }
 
-    async fn open_with(path: &Path, create: bool) -> Result<Self, StoreError> {
+    async fn open_with(path: &Path, access: Access) -> Result<Self, StoreError> {
+        let create = access == Access::Create;
         if create && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
                 path: path.display().to_string(),
@@ -179,6 +204,7 @@ impl Store {
             })?
             .filename(path)
             .create_if_missing(create)
+            .read_only(access == Access::ReadOnly)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
@@ -197,7 +223,24 @@ impl Store {
                 path: path.display().to_string(),
                 source: e,
             })?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        let migrator = sqlx::migrate!("./migrations");
+        if access == Access::ReadOnly {
+            let newest = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+            let applied: Option<i64> =
+                sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap_or(None);
+            if applied.unwrap_or(0) < newest {
+                return Err(StoreError::Corrupt(format!(
+                    "{} was written by an older dtswatch (schema {}, this one needs {newest}); start `dtswatch run` once to migrate it",
+                    path.display(),
+                    applied.unwrap_or(0)
+                )));
+            }
+        } else {
+            migrator.run(&pool).await?;
+        }
         Ok(Self {
             pool,
             file: Arc::new((path.to_path_buf(), identity(path))),

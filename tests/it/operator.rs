@@ -423,3 +423,45 @@ async fn json_output_of_each_command_has_the_documented_fields() {
     assert_eq!(fired["path"], "s1");
     assert_eq!(fired["reason"], "first_notification");
 }
+
+/// Reading commands open the database read-only: they never migrate it (or
+/// write anything else); an older schema is reported, not upgraded.
+#[tokio::test]
+async fn reading_commands_never_write_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dtswatch.db");
+    let store = dtswatch::store::Store::open(&db).await.unwrap();
+    let newest: i64 = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = ?1")
+        .bind(newest)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store.close().await;
+    let config = TestConfig::new("http://127.0.0.1:9")
+        .db(&db)
+        .job("dtsjob")
+        .write(dir.path());
+    for args in [
+        &["status"][..],
+        &["history", "dtsjob"],
+        &["outbox"],
+        &["silence", "list"],
+    ] {
+        let out = run_cli(&config, args);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("was written by an older dtswatch"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    let store = dtswatch::store::Store::open_read_only(&db).await;
+    assert!(
+        store.is_err(),
+        "still the older schema: nothing migrated it"
+    );
+}
