@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, LazyLock, Mutex};
 
-use chrono::{DateTime, Local, Utc};
+use chrono::{DateTime, Offset, Utc};
 
 /// Text in a snapshot. Shared, not copied: a snapshot is cloned and split
 /// often, and the texts that repeat across jobs (names, codes, states) are
@@ -80,16 +80,27 @@ pub fn display_width(s: &str) -> usize {
         .sum()
 }
 
-/// `2026-11-30 10:00:30 UTC`: how messages write a time.
+/// `2026-11-30 10:00:30 UTC`: how logs and health answers write a time.
 pub fn utc_time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-/// Local wall-clock time, for people reading a terminal.
-pub fn local_time(at: DateTime<Utc>) -> String {
-    at.with_timezone(&Local)
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
+/// `2026-11-30 18:00:30 UTC+8`: wall-clock time in `zone`, always with its
+/// offset (an abbreviation like `CST` means three different zones).
+pub fn zoned_time(at: DateTime<Utc>, zone: chrono_tz::Tz) -> String {
+    let local = at.with_timezone(&zone);
+    let offset = local.offset().fix().local_minus_utc();
+    let suffix = match offset {
+        0 => "UTC".to_string(),
+        o if o % 3600 == 0 => format!("UTC{:+}", o / 3600),
+        o => format!(
+            "UTC{}{}:{:02}",
+            if o < 0 { '-' } else { '+' },
+            o.abs() / 3600,
+            (o.abs() % 3600) / 60
+        ),
+    };
+    format!("{} {suffix}", local.format("%Y-%m-%d %H:%M:%S"))
 }
 
 #[cfg(test)]
@@ -141,5 +152,18 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(utc_time(at), "2026-11-30 10:00:30 UTC");
+        assert_eq!(zoned_time(at, chrono_tz::UTC), "2026-11-30 10:00:30 UTC");
+        assert_eq!(
+            zoned_time(at, chrono_tz::Asia::Shanghai),
+            "2026-11-30 18:00:30 UTC+8"
+        );
+        assert_eq!(
+            zoned_time(at, chrono_tz::Asia::Kolkata),
+            "2026-11-30 15:30:30 UTC+5:30"
+        );
+        assert_eq!(
+            zoned_time(at, chrono_tz::America::New_York),
+            "2026-11-30 05:00:30 UTC-5"
+        );
     }
 }

@@ -133,22 +133,29 @@ pub enum Command {
         /// Channel name from the config.
         channel: String,
     },
-    /// What a rule would send for a stored ListJobStep response, without sending it.
+    /// What a rule would send, without sending it: for a ListJobStep
+    /// response (a file, or `-` for stdin) or the job's stored snapshots.
     Render {
         /// Rule name from the config.
         rule: String,
-        /// A ListJobStep response body (JSON).
+        /// A ListJobStep response body (JSON), or `-` to read stdin;
+        /// without it, the last two stored snapshots of --job.
         #[arg(long)]
-        snapshot: PathBuf,
-        /// The previous response, to show changes and evaluate transitions and stalls.
-        #[arg(long)]
+        snapshot: Option<PathBuf>,
+        /// The previous response: shows changes, evaluates transitions and
+        /// stalls, and previews a resolution when the rule fires on it.
+        #[arg(long, requires = "snapshot")]
         previous: Option<PathBuf>,
         /// Only this channel (default: every channel of the rule).
         #[arg(long)]
         channel: Option<String>,
-        /// The job the response belongs to (id or name; default: the first configured job).
-        #[arg(long)]
+        /// The job (id or name): whose stored snapshots to render, or whom
+        /// a given response belongs to (default: the first configured job).
+        #[arg(long, required_unless_present = "snapshot")]
         job: Option<String>,
+        /// Print only the body the channel would send (needs --channel), for `jq`.
+        #[arg(long, requires = "channel")]
+        raw: bool,
     },
     /// Notifications waiting to be delivered (or dead ones), and retrying them.
     Outbox {

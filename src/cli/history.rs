@@ -17,7 +17,7 @@ use crate::notify::escape::terminal;
 use crate::rules::Event;
 use crate::store::snapshots::SnapshotCache;
 use crate::store::{Store, StoreError, alerts, from_millis, jobs, polls};
-use crate::text::local_time;
+use crate::text::{utc_time, zoned_time};
 
 /// `dtswatch history`.
 pub async fn history(
@@ -39,7 +39,10 @@ pub async fn history(
     let since = crate::scheduler::earlier(Utc::now(), since);
     let entries = timeline(&store, &row, since, all).await?;
     match format {
-        OutputFormat::Text => crate::out!("{}", render_timeline(&row, &entries)),
+        OutputFormat::Text => crate::out!(
+            "{}",
+            render_timeline(&row, &entries, config.messages.timezone)
+        ),
         OutputFormat::Json => crate::outln!("{}", serde_json::to_string_pretty(&entries)?),
     };
     Ok(ExitCode::SUCCESS)
@@ -141,7 +144,7 @@ pub async fn timeline(
             entries.push(TimelineEntry::new(
                 at,
                 "poll_recovered",
-                format!("polls succeed again (failing since {})", local_time(start)),
+                format!("polls succeed again (failing since {})", utc_time(start)),
             ));
         }
         // An unchanged poll: same structure, no new volatile numbers.
@@ -198,7 +201,11 @@ pub async fn timeline(
 }
 
 /// `dtswatch history` as text.
-pub fn render_timeline(job: &jobs::JobRow, entries: &[TimelineEntry]) -> String {
+pub fn render_timeline(
+    job: &jobs::JobRow,
+    entries: &[TimelineEntry],
+    zone: chrono_tz::Tz,
+) -> String {
     let mut out = format!(
         "{} ({}, {})\n",
         terminal(job.display_name()),
@@ -211,7 +218,7 @@ pub fn render_timeline(job: &jobs::JobRow, entries: &[TimelineEntry]) -> String 
     for entry in entries {
         out.push_str(&format!(
             "  {}  {}\n",
-            local_time(entry.at),
+            zoned_time(entry.at, zone),
             terminal(&entry.text)
         ));
     }

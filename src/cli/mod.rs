@@ -95,14 +95,27 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             previous,
             channel,
             job,
-        } => notify::render(
-            &config,
-            &rule,
-            &snapshot,
-            previous.as_deref(),
-            channel.as_deref(),
-            job.as_deref(),
-        ),
+            raw,
+        } => {
+            let source = match snapshot {
+                Some(snapshot) => notify::Source::Files { snapshot, previous },
+                None => notify::Source::Stored,
+            };
+            let output = if raw {
+                notify::Output::Raw
+            } else {
+                notify::Output::Annotated
+            };
+            notify::render(
+                &config,
+                &rule,
+                source,
+                channel.as_deref(),
+                job.as_deref(),
+                output,
+            )
+            .await
+        }
         Command::CheckConfig
         | Command::Completions { .. }
         | Command::Man

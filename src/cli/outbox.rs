@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::rules::Notification;
 use crate::store::from_millis;
 use crate::store::outbox::{self, OutboxStatus};
-use crate::text::{ellipsize, local_time};
+use crate::text::{ellipsize, zoned_time};
 
 pub async fn outbox(
     config: &Config,
@@ -25,6 +25,7 @@ pub async fn outbox(
         Some(_) => open_existing_store(config).await?,
         None => open_store_read_only(config).await?,
     };
+    let zone = config.messages.timezone;
     let mut conn = store.pool().acquire().await?;
     if let Some(OutboxAction::Retry { id }) = action {
         return Ok(if outbox::retry(&mut conn, id, Utc::now()).await? {
@@ -74,14 +75,14 @@ pub async fn outbox(
             vec![
                 row.id.to_string(),
                 row.channel.clone(),
-                local_time(from_millis(row.created_at)),
+                zoned_time(from_millis(row.created_at), zone),
                 row.attempts.to_string(),
                 if dead {
                     row.dead_at
-                        .map(|t| local_time(from_millis(t)))
+                        .map(|t| zoned_time(from_millis(t), zone))
                         .unwrap_or_default()
                 } else {
-                    local_time(from_millis(row.next_attempt_at))
+                    zoned_time(from_millis(row.next_attempt_at), zone)
                 },
                 ellipsize(&events, 60),
                 ellipsize(row.last_error.as_deref().unwrap_or(""), 80),

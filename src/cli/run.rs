@@ -124,6 +124,7 @@ pub async fn demo(shutdown: impl Future<Output = ()>) -> anyhow::Result<ExitCode
         echo: true,
         ..daemon::Options::default()
     };
+    let zone = config.messages.timezone;
     let ran = daemon::run(config, Environment::default(), stop, options).await;
     if ran.is_err() || interrupted.load(Ordering::Relaxed) {
         let _ = std::fs::remove_dir_all(&workdir);
@@ -133,7 +134,7 @@ pub async fn demo(shutdown: impl Future<Output = ()>) -> anyhow::Result<ExitCode
     }
     let store = Store::open(&storage).await?;
     crate::outln!();
-    crate::out!("{}", super::status::report(&store).await?);
+    crate::out!("{}", super::status::report(&store, zone).await?);
     store.close().await;
     let _ = std::fs::remove_dir_all(&workdir);
     crate::outln!(

@@ -11,7 +11,7 @@ use super::{EXIT_CONFIG, json, open_existing_store, open_store_read_only};
 use crate::config::{self, Config};
 use crate::rules::silence::Silence;
 use crate::store;
-use crate::text::local_time;
+use crate::text::zoned_time;
 
 pub async fn silence(
     config: &Config,
@@ -55,7 +55,10 @@ pub async fn silence(
             };
             let id = store::silences::add(&mut tx, &silence, now).await?;
             tx.commit().await?;
-            crate::outln!("silence {id} added, until {}", local_time(ends));
+            crate::outln!(
+                "silence {id} added, until {}",
+                zoned_time(ends, config.messages.timezone)
+            );
         }
         SilenceAction::List => {
             let mut rows = Vec::new();
@@ -76,13 +79,19 @@ pub async fn silence(
                         row.comment,
                         row.created_by.clone().unwrap_or_default()
                     ),
+                    config.messages.timezone,
                 ));
             }
             for (i, config_silence) in config.silences.iter().enumerate() {
                 let silence = Silence::from_config(i, config_silence);
                 listed.push(json::SilenceJson::of(&silence, "config", None, now));
                 let comment = format!("{} (config)", silence.comment);
-                rows.push(silence_row(&silence, now, comment));
+                rows.push(silence_row(
+                    &silence,
+                    now,
+                    comment,
+                    config.messages.timezone,
+                ));
             }
             match format {
                 OutputFormat::Json => json::print(&listed)?,
@@ -129,6 +138,7 @@ fn silence_row(
     silence: &Silence,
     now: chrono::DateTime<chrono::Utc>,
     comment: String,
+    zone: chrono_tz::Tz,
 ) -> Vec<String> {
     let list = |m: &Option<config::Matcher>| {
         m.as_ref()
@@ -138,8 +148,10 @@ fn silence_row(
     let window = match &silence.window {
         config::SilenceWindow::Fixed { starts, ends } => format!(
             "{} → {}",
-            starts.map(local_time).unwrap_or_else(|| "now".into()),
-            local_time(*ends)
+            starts
+                .map(|t| zoned_time(t, zone))
+                .unwrap_or_else(|| "now".into()),
+            zoned_time(*ends, zone)
         ),
         config::SilenceWindow::Recurring { cron, duration } => {
             format!(

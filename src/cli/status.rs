@@ -13,13 +13,13 @@ use crate::config::Config;
 use crate::rules::AlertState;
 use crate::store::snapshots::SnapshotCache;
 use crate::store::{Store, StoreError, alerts, from_millis, jobs, outbox, polls};
-use crate::text::{ellipsize, local_time};
+use crate::text::{ellipsize, zoned_time};
 
 /// `dtswatch status`.
 pub async fn status(config: &Config, format: OutputFormat) -> anyhow::Result<ExitCode> {
     let store = open_store_read_only(config).await?;
     match format {
-        OutputFormat::Text => crate::out!("{}", report(&store).await?),
+        OutputFormat::Text => crate::out!("{}", report(&store, config.messages.timezone).await?),
         OutputFormat::Json => {
             json::print(&report_json(&store).await?)?;
             true
@@ -98,7 +98,7 @@ async fn report_json(store: &Store) -> Result<StatusJson, StoreError> {
 }
 
 /// `dtswatch status`: every job's last poll and current steps.
-pub async fn report(store: &Store) -> Result<String, StoreError> {
+pub async fn report(store: &Store, zone: chrono_tz::Tz) -> Result<String, StoreError> {
     let mut conn = store.pool().acquire().await?;
     let all = jobs::all(&mut conn).await?;
     if all.is_empty() {
@@ -111,9 +111,9 @@ pub async fn report(store: &Store) -> Result<String, StoreError> {
         let last = polls::last(&mut conn, job.id).await?;
         let last_ok = polls::last_ok(&mut conn, job.id).await?;
         let (when, outcome) = match &last {
-            Some(p) if p.is_ok() => (local_time(from_millis(p.at)), "ok".to_string()),
+            Some(p) if p.is_ok() => (zoned_time(from_millis(p.at), zone), "ok".to_string()),
             Some(p) => (
-                local_time(from_millis(p.at)),
+                zoned_time(from_millis(p.at), zone),
                 format!(
                     "{} ({})",
                     p.outcome,
@@ -156,14 +156,17 @@ pub async fn report(store: &Store) -> Result<String, StoreError> {
         out.push_str(&table(&SNAPSHOT_HEADER, &steps));
     }
     out.push('\n');
-    out.push_str(&alerts_table(&mut conn).await?);
+    out.push_str(&alerts_table(&mut conn, zone).await?);
     out.push('\n');
     out.push_str(&outbox_table(&mut conn).await?);
     Ok(out)
 }
 
 /// Pending and firing alerts.
-async fn alerts_table(conn: &mut SqliteConnection) -> Result<String, StoreError> {
+async fn alerts_table(
+    conn: &mut SqliteConnection,
+    zone: chrono_tz::Tz,
+) -> Result<String, StoreError> {
     let active = alerts::active(conn).await?;
     if active.is_empty() {
         return Ok("no alerts pending or firing\n".into());
@@ -182,7 +185,7 @@ async fn alerts_table(conn: &mut SqliteConnection) -> Result<String, StoreError>
                 } else {
                     a.path.clone()
                 },
-                state.since.map(local_time).unwrap_or_default(),
+                state.since.map(|t| zoned_time(t, zone)).unwrap_or_default(),
             ]
         })
         .collect();

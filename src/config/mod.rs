@@ -30,7 +30,8 @@ use crate::state::State;
 
 pub use channels::{
     ChannelConfig, ChannelKind, ConsoleConfig, ConsoleFormat, DingTalkConfig, EmailConfig,
-    FeishuConfig, FeishuFormat, RateLimit, SlackConfig, TlsMode, WeComConfig, WebhookConfig,
+    FeishuConfig, FeishuFormat, MentionPolicy, RateLimit, SlackConfig, TlsMode, WeComConfig,
+    WebhookConfig,
 };
 pub use duration::{MAX_DURATION, format_duration, parse_duration};
 pub use errors::{ConfigError, ConfigErrors, line_column};
@@ -49,6 +50,7 @@ pub struct Config {
     pub poll: PollConfig,
     pub server: ServerConfig,
     pub delivery: DeliveryConfig,
+    pub messages: MessagesConfig,
     pub accounts: Vec<AccountConfig>,
     pub jobs: Vec<JobConfig>,
     pub discover: Vec<DiscoverConfig>,
@@ -109,6 +111,48 @@ pub struct DeliveryConfig {
     pub max_answer: usize,
 }
 
+/// The language alerts are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Locale {
+    #[default]
+    En,
+    ZhCn,
+}
+
+impl Locale {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Locale::En => "en",
+            Locale::ZhCn => "zh-CN",
+        }
+    }
+}
+
+/// Where a job's "open in the DTS console" link points unless
+/// `[messages] console_url` (or the account's) says otherwise.
+pub const DEFAULT_CONSOLE_URL: &str =
+    "https://dts.console.aliyun.com/?regionId={region}#/task/{region}/{job_id}";
+
+/// `[messages]`: how alerts read.
+#[derive(Debug, Clone)]
+pub struct MessagesConfig {
+    pub locale: Locale,
+    /// Times in messages and CLI tables, and the wall clock of every cron expression.
+    pub timezone: chrono_tz::Tz,
+    /// The console link template (`{region}`, `{job_id}`); an account's own wins.
+    pub console_url: String,
+}
+
+impl Default for MessagesConfig {
+    fn default() -> Self {
+        Self {
+            locale: Locale::En,
+            timezone: chrono_tz::UTC,
+            console_url: DEFAULT_CONSOLE_URL.to_string(),
+        }
+    }
+}
+
 /// Which Alibaba Cloud request signature an account uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignatureVersion {
@@ -142,6 +186,8 @@ pub struct AccountConfig {
     pub endpoint: Option<String>,
     pub signature: SignatureVersion,
     pub max_rps: f64,
+    /// This account's console link template, when it differs from `[messages]`'s.
+    pub console_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -153,6 +199,17 @@ pub struct JobConfig {
     pub schedule: Option<CronSchedule>,
     pub zero_etl: Option<bool>,
     pub resource_group_id: Option<String>,
+}
+
+impl Config {
+    /// The console link template for `job`: its account's, else `[messages]`'s.
+    pub fn console_url_for(&self, job: &JobConfig) -> &str {
+        self.accounts
+            .iter()
+            .find(|a| a.name == job.account)
+            .and_then(|a| a.console_url.as_deref())
+            .unwrap_or(&self.messages.console_url)
+    }
 }
 
 impl JobConfig {
@@ -302,6 +359,9 @@ pub struct RuleConfig {
     /// Globs over step name or code; `None` matches every step.
     pub steps: Option<Matcher>,
     pub sub_steps: bool,
+    /// A sub-step alert saying what its step's alert says goes out inside
+    /// the step's message instead of as a message of its own.
+    pub fold_sub_steps: bool,
     /// How long the condition must hold before firing.
     pub for_: Duration,
     pub repeat: Option<Duration>,

@@ -51,6 +51,14 @@ pub struct RawDelivery {
     pub max_answer: Option<Text>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMessages {
+    pub locale: Option<Text>,
+    pub timezone: Option<Text>,
+    pub console_url: Option<Text>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAccount {
@@ -64,6 +72,7 @@ pub struct RawAccount {
     pub profile: Option<Text>,
     pub ecs_role: Option<Text>,
     pub metadata_url: Option<Text>,
+    pub console_url: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,6 +111,7 @@ pub struct RawRule {
     pub jobs: Option<Vec<Text>>,
     pub steps: Option<Vec<Text>>,
     pub sub_steps: Option<bool>,
+    pub fold_sub_steps: Option<bool>,
     #[serde(rename = "for")]
     pub for_: Option<Text>,
     pub repeat: Option<Text>,
@@ -137,6 +147,7 @@ pub struct RawSilence {
     pub ends: Option<Spanned<RawInstant>>,
     pub cron: Option<Text>,
     pub duration: Option<Text>,
+    pub location: Option<Text>,
     pub comment: Option<Text>,
 }
 

@@ -14,6 +14,9 @@ use super::parse_duration;
 pub struct CronSchedule {
     pub source: String,
     kind: ScheduleKind,
+    /// The zone whose wall clock a cron expression reads (`0 0 3 * * *` is
+    /// 03:00 there): `[messages] timezone`, or a silence's `location`.
+    zone: chrono_tz::Tz,
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +43,7 @@ impl CronSchedule {
             return Ok(Self {
                 source: trimmed.to_string(),
                 kind: ScheduleKind::Every(every),
+                zone: chrono_tz::UTC,
             });
         }
         let fields = trimmed.split_whitespace().count();
@@ -66,7 +70,18 @@ impl CronSchedule {
         Ok(Self {
             source: trimmed.to_string(),
             kind: ScheduleKind::Cron(Box::new(schedule)),
+            zone: chrono_tz::UTC,
         })
+    }
+
+    /// The same schedule read on `zone`'s wall clock (intervals do not care).
+    pub fn in_zone(mut self, zone: chrono_tz::Tz) -> Self {
+        self.zone = zone;
+        self
+    }
+
+    pub fn zone(&self) -> chrono_tz::Tz {
+        self.zone
     }
 
     /// The time between the next two ticks after `now` (None: fewer than two remain).
@@ -82,7 +97,10 @@ impl CronSchedule {
         after: chrono::DateTime<chrono::Utc>,
     ) -> Option<chrono::DateTime<chrono::Utc>> {
         match &self.kind {
-            ScheduleKind::Cron(schedule) => schedule.after(&after).next(),
+            ScheduleKind::Cron(schedule) => schedule
+                .after(&after.with_timezone(&self.zone))
+                .next()
+                .map(|at| at.with_timezone(&chrono::Utc)),
             ScheduleKind::Every(every) => {
                 let every_ms = every.as_millis().max(1) as i64;
                 let next = (after.timestamp_millis().div_euclid(every_ms) + 1) * every_ms;
@@ -116,5 +134,25 @@ mod tests {
         );
         assert!(CronSchedule::parse("@every 1ms").is_err());
         assert!(CronSchedule::parse("@every soon").is_err());
+    }
+
+    #[test]
+    fn cron_reads_the_wall_clock_of_its_zone() {
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        };
+        let three_am = CronSchedule::parse("0 0 3 * * *").unwrap();
+        assert_eq!(
+            three_am.next_after(at("2026-12-01T00:00:00Z")),
+            Some(at("2026-12-01T03:00:00Z"))
+        );
+        let shanghai = three_am.in_zone(chrono_tz::Asia::Shanghai);
+        assert_eq!(
+            shanghai.next_after(at("2026-12-01T00:00:00Z")),
+            Some(at("2026-12-01T19:00:00Z")),
+            "03:00 in Shanghai is 19:00 UTC the day before"
+        );
     }
 }

@@ -20,7 +20,7 @@ use crate::config::{Config, CronSchedule};
 use crate::metrics::{Counter, Gauge};
 use crate::poll::{self, Watched};
 use crate::scheduler;
-use crate::text::local_time;
+use crate::text::zoned_time;
 
 /// A job's place in the schedule.
 struct Entry {
@@ -173,7 +173,7 @@ pub(super) async fn run(daemon: Arc<Daemon>, cancel: CancellationToken, polls: T
                     ))
                     .await;
                     if daemon.echo {
-                        echo(&due.watched, &polled);
+                        echo(&due.watched, &polled, runtime.config.messages.timezone);
                     }
                 }
                 due.busy.store(false, Ordering::SeqCst);
@@ -219,14 +219,14 @@ impl Skips {
 }
 
 /// The demo's running commentary: step changes and failed polls on stdout.
-fn echo(watched: &Watched, polled: &poll::Polled) {
+fn echo(watched: &Watched, polled: &poll::Polled, zone: chrono_tz::Tz) {
     let name = watched.job.display_name();
     let at = polled
         .recorded
         .as_ref()
         .map(|r| r.at)
         .unwrap_or_else(|_| Utc::now());
-    let at = local_time(at);
+    let at = zoned_time(at, zone);
     if let Err(failure) = &polled.result {
         crate::outln!("{at}  {name}: poll failed: {}", failure.error);
     }

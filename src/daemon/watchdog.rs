@@ -19,7 +19,7 @@ use crate::config::{WatchdogConfig, format_duration};
 use crate::notify::{Channel, Message};
 use crate::poll;
 use crate::rules::watchdog::{DEAD_RULE, FILE_RULE, NO_POLL_RULE, THROTTLE_RULE, store_event};
-use crate::rules::{JobInfo, Notification, WatchdogCheck};
+use crate::rules::{Fact, JobInfo, Notification, WatchdogCheck};
 use crate::store::{StoreError, outbox};
 
 /// How long one direct send may take: the watchdog must not hang on a channel.
@@ -101,15 +101,16 @@ async fn check(
         WatchdogCheck {
             rule: NO_POLL_RULE,
             holds: watches_something && silent_for >= config.no_successful_poll,
-            summary: format!(
-                "no DTS poll has succeeded for {}",
-                format_duration(silent_for)
-            ),
+            fact: Fact::NoPoll {
+                seconds: silent_for.as_secs(),
+            },
         },
         WatchdogCheck {
             rule: DEAD_RULE,
             holds: config.dead_letters && !dead.is_empty(),
-            summary: format!("dead notifications: {dead_summary}"),
+            fact: Fact::DeadNotifications {
+                detail: dead_summary,
+            },
         },
         {
             let mut throttled: Vec<String> = runtime
@@ -127,10 +128,9 @@ async fn check(
             WatchdogCheck {
                 rule: THROTTLE_RULE,
                 holds: !throttled.is_empty(),
-                summary: format!(
-                    "DTS throttles account {}: polls of its jobs wait; lower poll frequency or raise the quota",
-                    throttled.join(", ")
-                ),
+                fact: Fact::Throttled {
+                    accounts: throttled,
+                },
             }
         },
         {
@@ -138,7 +138,9 @@ async fn check(
             WatchdogCheck {
                 rule: FILE_RULE,
                 holds: file.is_err(),
-                summary: file.err().unwrap_or_default(),
+                fact: Fact::DatabaseReplaced {
+                    detail: file.err().unwrap_or_default(),
+                },
             }
         },
     ];
@@ -154,12 +156,10 @@ async fn send_direct(
     since: DateTime<Utc>,
 ) {
     let job = JobInfo::from_config(&poll::watchdog_job());
-    let message = Message {
-        notifications: vec![Notification {
-            events: vec![store_event(config, job.clone(), problem, since, Utc::now())],
-            job,
-        }],
-    };
+    let message = Message::new(vec![Notification {
+        events: vec![store_event(config, job.clone(), problem, since, Utc::now())],
+        job,
+    }]);
     for name in &config.channels {
         let Some(channel_config) = runtime.config.channels.get(name) else {
             continue;

@@ -1,9 +1,11 @@
-//! Console: one readable block per event on stdout (or one JSON document per
-//! message with `format = "json"`). Used by the demo; handy when trying rules.
+//! Console: one readable block per message on stdout — the title with its
+//! mark, each alert's fields — or one JSON document per message with
+//! `format = "json"`. Used by the demo; handy when trying rules.
 
 use std::io::Write as _;
 
-use super::{Delivered, Message, Notifier, SendError, Templates, escape, render, webhook};
+use super::syntax::{self, plain_body};
+use super::{Delivered, Message, Notifier, SendError, Templates, document};
 use crate::config::{ConsoleConfig, ConsoleFormat};
 
 pub struct Console {
@@ -37,42 +39,32 @@ impl Notifier for Console {
         match self.format {
             ConsoleFormat::Json => format!(
                 "{}\n",
-                webhook::build_body(message, &render::title(message, render::verbatim))
+                document::document(
+                    message,
+                    self.templates.style,
+                    &self.templates.title_in(message, &syntax::VERBATIM)
+                )
             ),
-            ConsoleFormat::Text => self.templates.body(message, || build_text(message)),
+            ConsoleFormat::Text => self.templates.body(message, || {
+                plain_body(&self.templates.view(message), &syntax::TERMINAL, true)
+            }),
         }
     }
-}
-
-/// `>>> 🔴 FIRING · critical · step failed` and the fields, one block per event.
-pub fn build_text(message: &Message) -> String {
-    let mut out = String::new();
-    for event in message.events() {
-        let view = render::event_view(event);
-        out.push_str(&format!(
-            ">>> {} {}\n",
-            render::mark(view.status, view.severity),
-            escape::terminal(&view.headline)
-        ));
-        for (label, value) in &view.fields {
-            out.push_str(&format!("    {label}: {}\n", escape::terminal(value)));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Locale;
     use crate::notify::sample_message;
+    use crate::notify::view::{Style, view};
 
     #[test]
-    fn one_block_per_event() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-11-30T10:00:30Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-        let text = build_text(&sample_message(now));
-        assert!(text.starts_with(">>> 🔴 FIRING · critical · step failed\n    Job: orders mysql -> polardb (dtsl1fecyc1e01, cn-hangzhou)\n"), "{text}");
-        assert_eq!(text.matches(">>>").count(), 1);
+    fn control_characters_from_data_are_shown_not_obeyed() {
+        let mut message = sample_message(chrono::Utc::now(), Locale::En);
+        message.notifications[0].events[0].job.name = "evil\u{1b}[2J".into();
+        let text = plain_body(&view(&message, Style::default()), &syntax::TERMINAL, true);
+        assert!(text.contains("evil\\x1b[2J"), "{text}");
+        assert!(!text.contains('\u{1b}'));
     }
 }

@@ -1,5 +1,8 @@
 //! DingTalk custom group robot: a markdown message, signed with `timestamp` +
-//! `sign` query parameters when the robot has a `SEC…` secret. DingTalk
+//! `sign` query parameters when the robot has a `SEC…` secret. A robot with
+//! keyword security rejects a message without its keyword, so `keyword` is
+//! written into every message (alerts, test-notify, the watchdog). People
+//! are @mentioned only for the alerts the channel's `mention_*` name. DingTalk
 //! answers HTTP 200 even on failure; `errcode` decides: 130101 / 410100 (sent
 //! too fast) and -1 (busy) are retried, 310000 (security check), 300001 and
 //! token errors are configuration problems reported as permanent.
@@ -11,8 +14,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::escape;
-use super::render::{self, truncate_bytes};
+use super::render::truncate_bytes;
+use super::syntax::{self, markdown_body};
 use super::{Delivered, Message, Notifier, SendError, Templates, http};
 use crate::config::{DingTalkConfig, Secret};
 
@@ -27,6 +30,7 @@ pub struct DingTalk {
     at_mobiles: Vec<String>,
     at_user_ids: Vec<String>,
     at_all: bool,
+    keyword: Option<String>,
     templates: Templates,
     http: http::Http,
 }
@@ -39,18 +43,24 @@ impl DingTalk {
             at_mobiles: config.at_mobiles.clone(),
             at_user_ids: config.at_user_ids.clone(),
             at_all: config.at_all,
+            keyword: config.keyword.clone(),
             templates,
             http,
         }
     }
 
     fn body(&self, message: &Message) -> Value {
+        let mentions = self.templates.mentions(message);
+        let none: &[String] = &[];
         build_body(
             &self.templates.title(message),
-            &self.templates.body(message, || builtin_markdown(message)),
-            &self.at_mobiles,
-            &self.at_user_ids,
-            self.at_all,
+            &self
+                .templates
+                .body(message, || builtin_markdown(&self.templates, message)),
+            if mentions { &self.at_mobiles } else { none },
+            if mentions { &self.at_user_ids } else { none },
+            mentions && self.at_all,
+            self.keyword.as_deref(),
         )
     }
 }
@@ -95,22 +105,26 @@ pub fn signed_url(url: &str, secret: &str, timestamp_ms: i64) -> String {
     )
 }
 
-fn builtin_markdown(message: &Message) -> String {
+fn builtin_markdown(templates: &Templates, message: &Message) -> String {
+    let view = templates.view(message);
+    let syntax = syntax::CHAT_MARKDOWN;
     format!(
         "#### {}\n\n{}",
-        render::title(message, escape::chat_markdown),
-        render::markdown(message, "**", "\n\n", escape::chat_markdown)
+        syntax.write(&view.heading()),
+        markdown_body(&view, &syntax, "\n\n")
     )
 }
 
 /// The markdown message. Mobiles to @ are also written into the text: DingTalk
-/// only renders a mention that appears in the text.
+/// only renders a mention that appears in the text. The keyword, when the
+/// text lacks it, ends the text: it must survive truncation like the mentions.
 pub fn build_body(
     title: &str,
     markdown: &str,
     at_mobiles: &[String],
     at_user_ids: &[String],
     at_all: bool,
+    keyword: Option<&str>,
 ) -> Value {
     let mut mentions = String::new();
     for mobile in at_mobiles {
@@ -126,12 +140,21 @@ pub fn build_body(
         "markdown": { "title": title, "text": "" },
         "at": { "atMobiles": at_mobiles, "atUserIds": at_user_ids, "isAtAll": at_all },
     });
-    let mut room = MAX_BODY_BYTES.saturating_sub(body.to_string().len() + mentions.len() + 64);
+    let keyword_len = keyword.map_or(0, str::len);
+    let mut room =
+        MAX_BODY_BYTES.saturating_sub(body.to_string().len() + mentions.len() + keyword_len + 64);
     loop {
         let mut text = truncate_bytes(markdown.trim_end(), room);
+        let mut tail: Vec<&str> = Vec::new();
+        if let Some(keyword) = keyword.filter(|k| !text.contains(k)) {
+            tail.push(keyword);
+        }
         if !mentions.is_empty() {
+            tail.push(&mentions);
+        }
+        if !tail.is_empty() {
             text.push_str("\n\n");
-            text.push_str(&mentions);
+            text.push_str(&tail.join(" "));
         }
         body["markdown"]["text"] = Value::String(text);
         // JSON escaping can grow the text (quotes, control characters): cut more if needed.
@@ -163,7 +186,6 @@ pub fn check_answer(text: &str) -> Result<Delivered, SendError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::sample_message;
 
     #[test]
     fn signature_vectors() {
@@ -190,7 +212,7 @@ mod tests {
 
     #[test]
     fn mentions_are_listed_and_written_into_the_text() {
-        let body = build_body("t", "hello", &["13800000000".to_string()], &[], false);
+        let body = build_body("t", "hello", &["13800000000".to_string()], &[], false, None);
         assert_eq!(body["at"]["atMobiles"][0], "13800000000");
         assert!(
             body["markdown"]["text"]
@@ -208,13 +230,15 @@ mod tests {
             &["13800000000".to_string()],
             &[],
             false,
+            Some("告警"),
         );
         let text = body["markdown"]["text"].as_str().unwrap();
         assert!(body.to_string().len() <= MAX_BODY_BYTES);
         assert!(text.contains("truncated"));
         assert!(
-            text.ends_with("@13800000000"),
-            "the mention survives truncation"
+            text.ends_with("告警 @13800000000"),
+            "the keyword and the mention survive truncation: {}",
+            &text[text.len() - 40..]
         );
     }
 
@@ -247,34 +271,10 @@ mod tests {
     }
 
     #[test]
-    fn golden_sample_body() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-11-30T10:00:30Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-        let body = build_body(
-            &render::title(&sample_message(now), escape::chat_markdown),
-            &builtin_markdown(&sample_message(now)),
-            &[],
-            &[],
-            false,
-        );
-        assert_eq!(
-            body["markdown"]["title"],
-            "[FIRING critical] step failed · orders mysql -> polardb · 全量迁移 …"
-        );
-        assert_eq!(
-            body["markdown"]["text"].as_str().unwrap(),
-            "#### [FIRING critical] step failed · orders mysql -> polardb · 全量迁移 (03) › order_items\n\n\
-             **🔴 FIRING · critical · step failed**\n\n\
-             **Job:** orders mysql -> polardb (dtsl1fecyc1e01, cn-hangzhou)\n\n\
-             **Step:** 全量迁移 (03) › order_items (sub-step st03full_0001)\n\n\
-             **What:** state is Failed (sample alert from dtswatch test-notify)\n\n\
-             **Changed:** State: running → Failed; ErrMsg: — → \"DTS-1020042 Execute sql error: Duplicate entry '1842' for key 'PRIMARY'\"\n\n\
-             **Now:** state Failed · progress 30% · latency — · NeedAcceleration no\n\n\
-             **ErrMsg:** DTS-1020042 Execute sql error: Duplicate entry '1842' for key 'PRIMARY'\n\n\
-             **ErrorDetails:** DTS-1020042 (https://help.aliyun.com/document_detail/462133.html)\n\n\
-             **First seen:** 2026-11-30 10:00:30 UTC\n\n\
-             **At:** 2026-11-30 10:00:30 UTC"
-        );
+    fn the_keyword_is_in_every_text_once() {
+        let without = build_body("t", "an alert", &[], &[], false, Some("告警"));
+        assert_eq!(without["markdown"]["text"], "an alert\n\n告警");
+        let with = build_body("t", "告警: an alert", &[], &[], false, Some("告警"));
+        assert_eq!(with["markdown"]["text"], "告警: an alert");
     }
 }

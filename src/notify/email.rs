@@ -12,9 +12,13 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::escape::html as html_escape;
-use super::render::{self, event_view, mark};
+use super::syntax::{self, plain_body};
+use super::view::{MessageView, mark};
 use super::{Delivered, Message, Notifier, SendError, Templates};
 use crate::config::{EmailConfig, TlsMode};
+
+/// Mail clients show about this much of a subject.
+const MAX_SUBJECT_CHARS: usize = 200;
 
 pub struct Email {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -84,15 +88,19 @@ impl Email {
     }
 
     fn parts(&self, message: &Message) -> (String, String, String) {
-        let subject = self.templates.title(message);
-        let text = self.templates.body(message, || render::plain_text(message));
+        // A subject is one line people scan; a template could make it any length.
+        let subject = crate::text::ellipsize(&self.templates.title(message), MAX_SUBJECT_CHARS);
+        let view = self.templates.view(message);
+        let text = self
+            .templates
+            .body(message, || plain_body(&view, &syntax::PLAIN, false));
         let html = if self.templates.has_body() {
             format!(
                 "<pre style=\"font-family:monospace\">{}</pre>",
                 html_escape(&text)
             )
         } else {
-            build_html(message)
+            build_html(&view)
         };
         (subject, text, html)
     }
@@ -137,86 +145,68 @@ impl Notifier for Email {
     }
 }
 
-/// The HTML part: inline CSS, no external resources, every value escaped.
-pub fn build_html(message: &Message) -> String {
+/// The HTML part: inline CSS, no external resources, every value escaped,
+/// links as `<a>` (their URLs made safe by the view).
+pub fn build_html(view: &MessageView) -> String {
+    let html = syntax::HTML;
     let mut out = String::from(
         "<div style=\"font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;font-size:14px\">",
     );
     out.push_str(&format!(
         "<h3 style=\"margin:0 0 12px\">{}</h3>",
-        render::title(message, html_escape)
+        html.write(&view.heading())
     ));
-    let events: Vec<_> = message.events().collect();
-    if events.len() > render::DETAILED_EVENTS {
+    if view.is_list() {
         out.push_str("<ul>");
-        for event in events {
+        for event in &view.events {
             out.push_str(&format!(
                 "<li>{} {}</li>",
                 mark(event.status, event.severity),
-                html_escape(&render::event_line(event))
+                html.write(&event.headline)
             ));
         }
         out.push_str("</ul>");
     } else {
-        for event in events {
-            let view = event_view(event);
-            out.push_str(&format!(
-                "<p style=\"margin:16px 0 4px;font-weight:bold\">{} {}</p><table style=\"border-collapse:collapse\">",
-                mark(view.status, view.severity),
-                html_escape(&view.headline)
-            ));
-            for (label, value) in &view.fields {
+        for event in &view.events {
+            if !view.is_single() {
                 out.push_str(&format!(
-                    "<tr><td style=\"padding:2px 12px 2px 0;color:#666;vertical-align:top\">{}</td><td style=\"padding:2px 0\">{}</td></tr>",
-                    html_escape(label),
-                    html_escape(value)
+                    "<p style=\"margin:16px 0 4px;font-weight:bold\">{} {}</p>",
+                    mark(event.status, event.severity),
+                    html.write(&event.headline)
+                ));
+            }
+            out.push_str("<table style=\"border-collapse:collapse\">");
+            for field in &event.fields {
+                out.push_str(&format!(
+                    "<tr><td style=\"padding:2px 12px 2px 0;color:#666;vertical-align:top;white-space:nowrap\">{}</td><td style=\"padding:2px 0\">{}</td></tr>",
+                    html_escape(field.label),
+                    html.write(&field.value)
                 ));
             }
             out.push_str("</table>");
         }
     }
-    out.push_str("<p style=\"color:#999;font-size:12px;margin-top:16px\">Sent by dtswatch. Silence with <code>dtswatch silence add</code>.</p></div>");
+    out.push_str(&format!(
+        "<p style=\"color:#999;font-size:12px;margin-top:16px\">{}</p></div>",
+        html.write(&view.footer)
+    ));
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Locale;
     use crate::notify::sample_message;
+    use crate::notify::view::{Style, view};
 
     #[test]
     fn html_escapes_every_value() {
-        let now = chrono::Utc::now();
-        let mut message = sample_message(now);
-        message.notifications[0].events[0].summary = "<script>alert(1)</script> & more".into();
-        let html = build_html(&message);
+        let mut message = sample_message(chrono::Utc::now(), Locale::En);
+        message.notifications[0].events[0].job.name = "<script>alert(1)</script> & more".into();
+        let html = build_html(&view(&message, Style::default()));
         assert!(!html.contains("<script>"));
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; more"));
-        assert!(
-            !html.contains("http://") || html.contains("https://help.aliyun.com"),
-            "no external resources"
-        );
-    }
-
-    #[test]
-    fn golden_plain_text() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-11-30T10:00:30Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-        assert_eq!(
-            render::plain_text(&sample_message(now)),
-            "[FIRING critical] step failed · orders mysql -> polardb · 全量迁移 (03) › order_items\n\
-             \n\
-             FIRING · critical · step failed\n  \
-             Job: orders mysql -> polardb (dtsl1fecyc1e01, cn-hangzhou)\n  \
-             Step: 全量迁移 (03) › order_items (sub-step st03full_0001)\n  \
-             What: state is Failed (sample alert from dtswatch test-notify)\n  \
-             Changed: State: running → Failed; ErrMsg: — → \"DTS-1020042 Execute sql error: Duplicate entry '1842' for key 'PRIMARY'\"\n  \
-             Now: state Failed · progress 30% · latency — · NeedAcceleration no\n  \
-             ErrMsg: DTS-1020042 Execute sql error: Duplicate entry '1842' for key 'PRIMARY'\n  \
-             ErrorDetails: DTS-1020042 (https://help.aliyun.com/document_detail/462133.html)\n  \
-             First seen: 2026-11-30 10:00:30 UTC\n  \
-             At: 2026-11-30 10:00:30 UTC\n"
-        );
+        assert!(!html.contains("src="), "no external resources");
     }
 }

@@ -11,6 +11,8 @@
 //! | Slack mrkdwn and `text` | `&`, `<`, `>` (links and `<!here>`/`<@U…>` mentions) as entities, as Slack asks; `*` and `` ` `` full-width; line breaks become spaces |
 //! | plain text (email, Feishu post, Slack `plain_text`) | control characters |
 //! | HTML (email) | `& < > " '` |
+//! | JSON string (webhook `body_template`) | `"`, `\\` and control characters, JSON-escaped |
+//! | form body (webhook `body_template`) | everything but letters and digits, percent-encoded |
 //! | terminal and log | control characters (ESC, BEL, CR, LF, …) and bidi overrides shown as `\xNN`/`\u{…}` escapes |
 
 /// Full-width stand-ins for the characters chat markdown dialects act on.
@@ -85,6 +87,18 @@ pub fn html(text: &str) -> String {
         }
     }
     out
+}
+
+/// Text inside a JSON string literal (a template writes the quotes):
+/// quotes, backslashes and control characters escaped as JSON requires.
+pub fn json_string(text: &str) -> String {
+    let quoted = serde_json::Value::String(text.to_string()).to_string();
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+/// Text in an `application/x-www-form-urlencoded` body.
+pub fn form(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// Characters that reorder or hide text on a terminal.
@@ -165,6 +179,12 @@ mod tests {
         let logged = log(&long);
         assert!(logged.chars().count() <= MAX_LOGGED_CHARS * 2 + 2);
         assert!(!logged.contains('\n'));
+    }
+
+    #[test]
+    fn json_and_form_values_cannot_end_their_string() {
+        assert_eq!(json_string("a\"b\\c\n"), "a\\\"b\\\\c\\n");
+        assert_eq!(form("a b&c=d"), "a%20b%26c%3Dd");
     }
 
     #[test]

@@ -12,6 +12,9 @@ use super::SendError;
 use crate::aliyun::error::describe_transport_error;
 use crate::http::{self as net, ReadError};
 
+/// The content type of every JSON body dtswatch posts.
+pub const JSON: &str = "application/json; charset=utf-8";
+
 /// A channel's HTTP client and how much of an answer it reads.
 pub struct Http {
     client: reqwest::Client,
@@ -33,14 +36,22 @@ impl Http {
         body: &serde_json::Value,
         headers: &[(String, String)],
     ) -> Result<(u16, HeaderMap, String), SendError> {
+        self.post(url, JSON, body.to_string(), headers).await
+    }
+
+    /// Sends `body` as `content_type` and returns the status, headers and body text.
+    pub async fn post(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: String,
+        headers: &[(String, String)],
+    ) -> Result<(u16, HeaderMap, String), SendError> {
         let mut request = self
             .client
             .post(url)
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/json; charset=utf-8",
-            )
-            .body(body.to_string());
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
         for (name, value) in headers {
             request = request.header(name, value);
         }

@@ -7,29 +7,45 @@
 pub mod console;
 pub mod decide;
 pub mod dingtalk;
+pub mod document;
 pub mod email;
 pub mod escape;
 pub mod feishu;
 pub mod http;
 pub mod outbox;
 pub mod render;
+mod sample;
 pub mod slack;
+pub mod syntax;
+pub mod view;
 pub mod webhook;
 pub mod wecom;
 
 use std::future::Future;
 use std::time::Duration;
 
-use crate::config::{ChannelConfig, ChannelKind, FeishuFormat, Severity};
-use crate::rules::{Event, EventKind, EventStatus, Notification};
+use crate::config::{ChannelConfig, ChannelKind, FeishuFormat, MentionPolicy, Severity};
+use crate::rules::{Event, EventStatus, Notification};
+pub use sample::sample_message;
+use syntax::Syntax;
+use view::{MessageView, Style};
 
 /// What one message says: the notifications of one or more jobs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub notifications: Vec<Notification>,
+    /// A sample from `test-notify`: titled `[TEST]`, nothing to silence.
+    pub test: bool,
 }
 
 impl Message {
+    pub fn new(notifications: Vec<Notification>) -> Self {
+        Self {
+            notifications,
+            test: false,
+        }
+    }
+
     pub fn events(&self) -> impl Iterator<Item = &Event> {
         self.notifications.iter().flat_map(|n| n.events.iter())
     }
@@ -51,6 +67,18 @@ impl Message {
             .map(|e| e.severity)
             .max()
             .unwrap_or(Severity::Info)
+    }
+
+    /// Whether the channel's people are @mentioned: some alert's status and
+    /// severity are ones the channel's `mention_*` settings name.
+    pub fn mentions(&self, policy: &MentionPolicy) -> bool {
+        self.events().any(|e| {
+            let status = match e.status {
+                EventStatus::Firing => policy.firing,
+                EventStatus::Resolved => policy.resolved,
+            };
+            status && policy.severities.contains(&e.severity)
+        })
     }
 }
 
@@ -116,43 +144,43 @@ impl Channel {
     /// Builds the channel for a config entry (no I/O: clients connect on first send).
     pub fn new(config: &ChannelConfig) -> Result<Self, String> {
         let client = || http::Http::new(config.timeout, config.max_answer);
-        let templates = |escape: render::Escape| Templates::of(config, escape);
+        let templates = |syntax: Syntax| Templates::of(config, syntax);
         Ok(match &config.kind {
             ChannelKind::DingTalk(c) => Channel::DingTalk(dingtalk::DingTalk::new(
                 c,
-                templates(escape::chat_markdown),
+                templates(syntax::CHAT_MARKDOWN),
                 client()?,
             )),
             ChannelKind::Slack(c) => {
-                Channel::Slack(slack::Slack::new(c, templates(escape::slack), client()?))
+                Channel::Slack(slack::Slack::new(c, templates(syntax::SLACK), client()?))
             }
             ChannelKind::Email(c) => Channel::Email(email::Email::new(
                 c,
                 &config.name,
                 config.timeout,
-                templates(escape::plain),
+                templates(syntax::PLAIN),
             )?),
             ChannelKind::Feishu(c) => Channel::Feishu(feishu::Feishu::new(
                 c,
                 templates(match c.format {
-                    FeishuFormat::Card => escape::chat_markdown,
-                    FeishuFormat::Post => escape::plain,
+                    FeishuFormat::Card => syntax::CHAT_MARKDOWN,
+                    FeishuFormat::Post => syntax::PLAIN,
                 }),
                 client()?,
             )),
             ChannelKind::WeCom(c) => Channel::WeCom(wecom::WeCom::new(
                 c,
-                templates(escape::chat_markdown),
+                templates(syntax::CHAT_MARKDOWN),
                 client()?,
             )),
-            // JSON encoding is the webhook document's escaping.
+            // The webhook escapes its own way: JSON encoding, or by content type.
             ChannelKind::Webhook(c) => Channel::Webhook(webhook::Webhook::new(
                 c,
-                templates(render::verbatim),
+                templates(webhook::template_syntax(c)),
                 client()?,
             )),
             ChannelKind::Console(c) => {
-                Channel::Console(console::Console::new(c, templates(escape::terminal)))
+                Channel::Console(console::Console::new(c, templates(syntax::TERMINAL)))
             }
         })
     }
@@ -182,22 +210,30 @@ impl Channel {
     }
 }
 
-/// A channel's `template` and `title_template`, which replace the built-in
-/// body and title when set, and the escaper of the channel's syntax, which
-/// every value they print goes through.
-#[derive(Debug, Clone)]
+/// How a channel writes its messages: its language and zone, its syntax,
+/// and its `template` and `title_template`, which replace the built-in body
+/// and title when set (every value they print escaped for the syntax).
+#[derive(Clone)]
 pub struct Templates {
     body: Option<String>,
     title: Option<String>,
-    escape: render::Escape,
+    pub syntax: Syntax,
+    pub style: Style,
+    /// Who is @mentioned for which alerts.
+    pub mention: MentionPolicy,
 }
 
 impl Templates {
-    pub fn of(config: &ChannelConfig, escape: render::Escape) -> Self {
+    pub fn of(config: &ChannelConfig, syntax: Syntax) -> Self {
         Self {
             body: config.template.clone(),
             title: config.title_template.clone(),
-            escape,
+            syntax,
+            style: Style {
+                locale: config.locale,
+                zone: config.timezone,
+            },
+            mention: config.mention.clone(),
         }
     }
 
@@ -205,11 +241,18 @@ impl Templates {
         self.body.is_some()
     }
 
-    /// The body template rendered, if the channel has one.
+    pub fn view(&self, message: &Message) -> MessageView {
+        view::view(message, self.style)
+    }
+
+    /// The body template rendered, if the channel has one; a template that
+    /// fails on this message says so after the built-in title.
     pub fn custom_body(&self, message: &Message) -> Option<String> {
-        self.body
-            .as_deref()
-            .map(|template| render::render_template(template, message, self.escape))
+        let template = self.body.as_deref()?;
+        Some(
+            render::render_template(template, message, self.style, &self.syntax)
+                .unwrap_or_else(|e| format!("{}\n({e})", self.title(message))),
+        )
     }
 
     /// The body: the channel's template if it has one, else `builtin`.
@@ -217,66 +260,25 @@ impl Templates {
         self.custom_body(message).unwrap_or_else(builtin)
     }
 
-    /// The title, escaped for the channel: its `title_template` if it has one,
-    /// else the built-in title.
+    /// The title in the channel's syntax: its `title_template` if it has
+    /// one, else the built-in title.
     pub fn title(&self, message: &Message) -> String {
-        match &self.title {
-            Some(template) => render::render_template(template, message, self.escape)
-                .trim()
-                .to_string(),
-            None => render::title(message, self.escape),
-        }
+        self.title_in(message, &self.syntax)
     }
-}
 
-/// A realistic sample message, for `test-notify` and golden tests.
-pub fn sample_message(now: chrono::DateTime<chrono::Utc>) -> Message {
-    use crate::dts::ErrorDetail;
-    use crate::rules::{JobInfo, Reason, StepInfo, StepValues};
-    let job = JobInfo {
-        id: "dtsl1fecyc1e01".into(),
-        name: "orders mysql -> polardb".into(),
-        region: "cn-hangzhou".into(),
-    };
-    let event = Event {
-        status: EventStatus::Firing,
-        reason: Reason::FirstNotification,
-        rule: "step failed".into(),
-        kind: EventKind::Failed,
-        severity: Severity::Critical,
-        job: job.clone(),
-        step: Some(StepInfo {
-            path: "st03full/st03full_0001".into(),
-            label: "全量迁移 (03) › order_items".into(),
-            name: "order_items".into(),
-            code: Some("03".into()),
-            sub_step_id: Some("st03full_0001".into()),
-            parent_name: Some("全量迁移".into()),
-        }),
-        summary: "state is Failed (sample alert from dtswatch test-notify)".into(),
-        changes: vec![
-            "State: running → Failed".into(),
-            "ErrMsg: — → \"DTS-1020042 Execute sql error: Duplicate entry '1842' for key 'PRIMARY'\"".into(),
-        ],
-        current: Some(StepValues {
-            state: "Failed".into(),
-            progress: Some(30),
-            latency_ms: None,
-            err_msg: Some("DTS-1020042 Execute sql error: Duplicate entry '1842' for key 'PRIMARY'".into()),
-            error_details: vec![ErrorDetail {
-                code: Some("DTS-1020042".into()),
-                help_url: Some("https://help.aliyun.com/document_detail/462133.html".into()),
-            }],
-            need_acceleration: Some(false),
-        }),
-        first_seen: now,
-        at: now,
-        runbook: None,
-    };
-    Message {
-        notifications: vec![Notification {
-            job,
-            events: vec![event],
-        }],
+    /// The title in `syntax` (a plain-text header beside a markdown body).
+    pub fn title_in(&self, message: &Message, syntax: &Syntax) -> String {
+        let custom = self
+            .title
+            .as_deref()
+            .and_then(|t| render::render_template(t, message, self.style, syntax).ok())
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
+        custom.unwrap_or_else(|| syntax.write(&self.view(message).title))
+    }
+
+    /// Whether this message @mentions the channel's people.
+    pub fn mentions(&self, message: &Message) -> bool {
+        message.mentions(&self.mention)
     }
 }

@@ -239,7 +239,7 @@ impl Deliverer {
             return Ok(Outcome::RateLimited(crate::scheduler::later(now, wait)));
         }
         runtime.held_back.store(false, Ordering::Relaxed);
-        let message = Message { notifications };
+        let message = Message::new(notifications);
         let span = tracing::info_span!("deliver", channel, rows = ids.len(), first = first.id);
         let result = {
             let _entered = span.enter();

@@ -1,12 +1,16 @@
-//! Slack incoming webhook: Block Kit (a header, a section per event) with a
-//! plain `text` fallback for notifications. Slack answers `ok`; on excess it
-//! answers 429 with `Retry-After`, which is honoured; `invalid_payload`,
-//! `no_service`, `channel_not_found` and the like need the webhook fixed.
+//! Slack incoming webhook: Block Kit (a header, a section per alert, a
+//! context footer) with a plain `text` fallback for notifications. Links
+//! are `<url|text>`; `mentions` (`<!here>`, `<@U…>`, `<!subteam^S…>`) are
+//! written into the fallback and the first section for the alerts the
+//! channel's `mention_*` name. Slack answers `ok`; on excess it answers 429
+//! with `Retry-After`, which is honoured; `invalid_payload`, `no_service`,
+//! `channel_not_found` and the like need the webhook fixed.
 
 use serde_json::{Value, json};
 
-use super::escape;
-use super::render::{self, event_view, mark, truncate_chars};
+use super::render::truncate_chars;
+use super::syntax::{self, Syntax};
+use super::view::{MessageView, mark};
 use super::{Delivered, Message, Notifier, SendError, Templates, http};
 use crate::config::{Secret, SlackConfig};
 
@@ -19,6 +23,7 @@ const MAX_TEXT_CHARS: usize = 3_000;
 
 pub struct Slack {
     url: Secret,
+    mentions: Vec<String>,
     templates: Templates,
     http: http::Http,
 }
@@ -27,6 +32,7 @@ impl Slack {
     pub fn new(config: &SlackConfig, templates: Templates, http: http::Http) -> Self {
         Self {
             url: config.url.clone(),
+            mentions: config.mentions.clone(),
             templates,
             http,
         }
@@ -34,14 +40,20 @@ impl Slack {
 
     fn body(&self, message: &Message) -> Value {
         let title = self.templates.title(message);
+        let header = self.templates.title_in(message, &syntax::PLAIN);
+        let mentions = if self.templates.mentions(message) {
+            self.mentions.join(" ")
+        } else {
+            String::new()
+        };
         match self.templates.custom_body(message) {
             Some(text) => {
                 json!({
-                    "text": truncate_chars(&title, MAX_TEXT_CHARS),
-                    "blocks": [section(&text)],
+                    "text": truncate_chars(&with_mentions(&title, &mentions), MAX_TEXT_CHARS),
+                    "blocks": [section(&with_mentions(&text, &mentions))],
                 })
             }
-            None => build_body(&title, message),
+            None => build_body(&title, &header, &self.templates.view(message), &mentions),
         }
     }
 }
@@ -72,108 +84,98 @@ fn section(text: &str) -> Value {
     json!({ "type": "section", "text": { "type": "mrkdwn", "text": truncate_chars(text, MAX_SECTION_CHARS) } })
 }
 
-/// The mrkdwn-escaped title as plain text, for the header block: plain_text
-/// is not parsed for links or mentions, and would show the entities.
-fn unescape(title: &str) -> String {
-    title
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
+/// `text` followed by the mentions (configured, never from data).
+fn with_mentions(text: &str, mentions: &str) -> String {
+    if mentions.is_empty() {
+        text.to_string()
+    } else {
+        format!("{mentions} {text}")
+    }
 }
 
-/// The message; `title` is already escaped for mrkdwn.
-pub fn build_body(title: &str, message: &Message) -> Value {
+/// The message: `title` escaped for mrkdwn (the notification text),
+/// `header` as plain text (the header block shows entities literally).
+pub fn build_body(title: &str, header: &str, view: &MessageView, mentions: &str) -> Value {
+    let syntax: Syntax = syntax::SLACK;
     let mut blocks = vec![json!({
         "type": "header",
-        "text": { "type": "plain_text", "text": truncate_chars(&unescape(title), 150), "emoji": true }
+        "text": { "type": "plain_text", "text": truncate_chars(header, 150), "emoji": true }
     })];
-    let events: Vec<_> = message.events().collect();
-    if events.len() > render::DETAILED_EVENTS {
-        // One line per event, as many sections as the lines need.
+    let mut sections = Vec::new();
+    if view.is_list() {
+        // One line per alert, as many sections as the lines need.
         let mut chunk = String::new();
-        for event in events {
+        for event in &view.events {
             let line = truncate_chars(
                 &format!(
                     "{} {}",
                     mark(event.status, event.severity),
-                    escape::slack(&render::event_line(event))
+                    syntax.write(&event.headline)
                 ),
                 500,
             );
             if chunk.chars().count() + line.chars().count() + 1 > MAX_SECTION_CHARS {
-                blocks.push(section(&chunk));
-                chunk.clear();
+                sections.push(std::mem::take(&mut chunk));
             }
             chunk.push_str(&line);
             chunk.push('\n');
         }
         if !chunk.is_empty() {
-            blocks.push(section(&chunk));
+            sections.push(chunk);
         }
     } else {
-        for event in events {
-            let view = event_view(event);
-            let mut text = format!(
-                "*{} {}*\n",
-                mark(view.status, view.severity),
-                escape::slack(&view.headline)
-            );
-            for (label, value) in &view.fields {
-                text.push_str(&format!("*{label}:* {}\n", escape::slack(value)));
+        for event in &view.events {
+            let mut text = String::new();
+            if !view.is_single() {
+                let headline = format!(
+                    "{} {}",
+                    mark(event.status, event.severity),
+                    syntax.write(&event.headline)
+                );
+                text.push_str(&format!("{}\n", syntax.bold(&headline)));
             }
-            blocks.push(section(&text));
+            for field in &event.fields {
+                text.push_str(&syntax.field(field, view.colon()));
+                text.push('\n');
+            }
+            sections.push(text);
+        }
+    }
+    if let Some(first) = sections.first_mut() {
+        *first = with_mentions(first, mentions);
+    }
+    for (i, text) in sections.iter().enumerate() {
+        if i > 0 && !view.is_list() {
             blocks.push(json!({ "type": "divider" }));
         }
-        blocks.pop();
+        blocks.push(section(text));
     }
-    blocks.truncate(MAX_BLOCKS);
-    json!({ "text": truncate_chars(title, MAX_TEXT_CHARS), "blocks": blocks })
+    blocks.truncate(MAX_BLOCKS - 1);
+    blocks.push(json!({
+        "type": "context",
+        "elements": [{ "type": "mrkdwn", "text": truncate_chars(&syntax.write(&view.footer), MAX_SECTION_CHARS) }]
+    }));
+    json!({ "text": truncate_chars(&with_mentions(title, mentions), MAX_TEXT_CHARS), "blocks": blocks })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Locale;
     use crate::notify::sample_message;
-
-    #[test]
-    fn golden_sample_body() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-11-30T10:00:30Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-        let message = sample_message(now);
-        let body = build_body(&render::title(&message, escape::slack), &message);
-        assert_eq!(
-            body["text"],
-            "[FIRING critical] step failed · orders mysql -&gt; polardb · 全量迁移 (03) › order_items",
-            "the notification text is mrkdwn: escaped like the sections"
-        );
-        assert_eq!(body["blocks"][0]["type"], "header");
-        assert_eq!(
-            body["blocks"][0]["text"]["text"],
-            "[FIRING critical] step failed · orders mysql -> polardb · 全量迁移 (03) › order_items"
-        );
-        assert_eq!(
-            body["blocks"][1]["text"]["text"].as_str().unwrap(),
-            "*🔴 FIRING · critical · step failed*\n\
-             *Job:* orders mysql -&gt; polardb (dtsl1fecyc1e01, cn-hangzhou)\n\
-             *Step:* 全量迁移 (03) › order_items (sub-step st03full_0001)\n\
-             *What:* state is Failed (sample alert from dtswatch test-notify)\n\
-             *Changed:* State: running → Failed; ErrMsg: — → \"DTS-1020042 Execute sql error: Duplicate entry '1842' for key 'PRIMARY'\"\n\
-             *Now:* state Failed · progress 30% · latency — · NeedAcceleration no\n\
-             *ErrMsg:* DTS-1020042 Execute sql error: Duplicate entry '1842' for key 'PRIMARY'\n\
-             *ErrorDetails:* DTS-1020042 (https://help.aliyun.com/document_detail/462133.html)\n\
-             *First seen:* 2026-11-30 10:00:30 UTC\n\
-             *At:* 2026-11-30 10:00:30 UTC\n"
-        );
-    }
+    use crate::notify::view::{Style, view};
 
     #[test]
     fn sections_stay_within_limits() {
-        let now = chrono::Utc::now();
-        let mut message = sample_message(now);
+        let mut message = sample_message(chrono::Utc::now(), Locale::En);
         let long = "x".repeat(10_000);
-        message.notifications[0].events[0].summary = long;
-        let body = build_body("t", &message);
+        message.notifications[0].events[0]
+            .current
+            .as_mut()
+            .unwrap()
+            .err_msg = Some(long);
+        let view = view(&message, Style::default());
+        let body = build_body("t", "t", &view, "");
         for block in body["blocks"].as_array().unwrap() {
             if let Some(text) = block["text"]["text"].as_str() {
                 assert!(text.chars().count() <= MAX_SECTION_CHARS);

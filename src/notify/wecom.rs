@@ -1,15 +1,16 @@
 //! WeCom (企业微信) group robot: a markdown message (≤ 4,096 bytes) with
-//! coloured status; the `key` in the URL is the secret. Markdown cannot
-//! mention people by mobile, so when mentions are configured a short text
-//! message with `mentioned_list` / `mentioned_mobile_list` follows it.
+//! coloured status and `[text](url)` links; the `key` in the URL is the
+//! secret. Markdown cannot mention people by mobile, so for the alerts the
+//! channel's `mention_*` name a short text message with `mentioned_list` /
+//! `mentioned_mobile_list` follows it.
 //! `errcode` 45009 is the 20-per-minute limit (retried); 93000 an invalid key.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::escape;
-use super::render::{self, truncate_bytes};
+use super::render::truncate_bytes;
+use super::syntax::{self, markdown_body};
 use super::{Delivered, Message, Notifier, SendError, Templates, http};
 use crate::config::{Secret, WeComConfig};
 use crate::rules::EventStatus;
@@ -40,13 +41,17 @@ impl WeCom {
 
     fn bodies(&self, message: &Message) -> Vec<Value> {
         let title = self.templates.title(message);
-        let content = self
-            .templates
-            .body(message, || builtin_markdown(message, &title));
+        let content = self.templates.body(message, || {
+            builtin_markdown(&self.templates, message, &title)
+        });
         let mut bodies = vec![build_markdown(&content)];
-        if let Some(mention) = build_mention(&title, &self.mentioned_users, &self.mentioned_mobiles)
-        {
-            bodies.push(mention);
+        if self.templates.mentions(message) {
+            let plain_title = self.templates.title_in(message, &syntax::PLAIN);
+            if let Some(mention) =
+                build_mention(&plain_title, &self.mentioned_users, &self.mentioned_mobiles)
+            {
+                bodies.push(mention);
+            }
         }
         bodies
     }
@@ -87,14 +92,14 @@ impl Notifier for WeCom {
     }
 }
 
-fn builtin_markdown(message: &Message, title: &str) -> String {
+fn builtin_markdown(templates: &Templates, message: &Message, title: &str) -> String {
     let colour = match message.status() {
         EventStatus::Resolved => "info",
         EventStatus::Firing => "warning",
     };
     format!(
         "<font color=\"{colour}\">**{title}**</font>\n{}",
-        render::markdown(message, "**", "\n", escape::chat_markdown)
+        markdown_body(&templates.view(message), &syntax::CHAT_MARKDOWN, "\n")
     )
 }
 
@@ -135,20 +140,9 @@ pub fn check_answer(text: &str) -> Result<Delivered, SendError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::sample_message;
 
     #[test]
-    fn golden_markdown_and_mention() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-11-30T10:00:30Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-        let message = sample_message(now);
-        let body = build_markdown(&builtin_markdown(
-            &message,
-            &render::title(&message, escape::chat_markdown),
-        ));
-        let content = body["markdown"]["content"].as_str().unwrap();
-        assert!(content.starts_with("<font color=\"warning\">**[FIRING critical] step failed · orders mysql -> polardb · 全量迁移 (03) › order_items**</font>\n**🔴 FIRING · critical · step failed**\n"), "{content}");
+    fn mentions_are_a_text_message_of_their_own() {
         let mention = build_mention("t", &["zhangsan".into()], &["13800000000".into()]).unwrap();
         assert_eq!(mention["text"]["mentioned_mobile_list"][0], "13800000000");
         assert!(build_mention("t", &[], &[]).is_none());

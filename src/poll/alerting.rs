@@ -36,6 +36,9 @@ pub struct Alerting {
     watchdog_rules: Vec<RuleConfig>,
     /// Silences from the config; run-time ones are read from the database.
     pub silences: Vec<Silence>,
+    /// Console link templates by account, and `[messages]`'s for the rest.
+    console_urls: HashMap<String, String>,
+    default_console_url: String,
     states: std::sync::Mutex<HashMap<i64, Arc<JobAlerts>>>,
     /// States written by a transaction that has not settled yet.
     pending: std::sync::Mutex<HashMap<i64, Arc<JobAlerts>>>,
@@ -61,10 +64,30 @@ impl Alerting {
                 .enumerate()
                 .map(|(i, s)| Silence::from_config(i, s))
                 .collect(),
+            console_urls: config
+                .accounts
+                .iter()
+                .filter_map(|a| Some((a.name.clone(), a.console_url.clone()?)))
+                .collect(),
+            default_console_url: config.messages.console_url.clone(),
             states: Default::default(),
             pending: Default::default(),
             stored_silences: Default::default(),
         }
+    }
+
+    /// The job as its messages name it, with its console link (none for
+    /// the watchdog's pseudo-job, which is dtswatch itself).
+    fn job_info(&self, job: &JobConfig, outcome: &Outcome<'_>) -> JobInfo {
+        let info = JobInfo::from_config(job);
+        if matches!(outcome, Outcome::Watchdog(_)) {
+            return info;
+        }
+        let template = self
+            .console_urls
+            .get(&job.account)
+            .unwrap_or(&self.default_console_url);
+        info.with_console(template)
     }
 
     /// Config silences plus run-time ones (re-read at most every `SILENCE_REFRESH`).
@@ -119,7 +142,7 @@ impl Alerting {
             None => Arc::new(alerts::load_for_job(tx, job_row).await?),
         };
         let active = self.active_silences(tx, now).await?;
-        let info = JobInfo::from_config(job);
+        let info = self.job_info(job, outcome);
         let rules = self.rules_for(outcome);
         let evaluation = rules::evaluate_job(rules, &info, &existing, outcome, &active, now);
         let rule = |name: &str| rules.iter().find(|r| r.name == name);

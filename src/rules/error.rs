@@ -7,6 +7,7 @@ use regex::Regex;
 
 use super::fingerprint::fingerprint;
 use crate::dts::Step;
+use crate::rules::fact::Fact;
 use crate::rules::lifecycle::Condition;
 
 /// The text an error rule looks at: `ErrMsg`, else the failing error codes.
@@ -47,10 +48,10 @@ pub fn check(pattern: Option<&Regex>, ignore: Option<&Regex>, step: &Step) -> Co
     }
 }
 
-pub fn summary(pattern: Option<&Regex>, ignore: Option<&Regex>, step: &Step) -> String {
+pub fn fact(pattern: Option<&Regex>, ignore: Option<&Regex>, step: &Step) -> Fact {
     match (error_text(step), relevant(pattern, ignore, step)) {
-        (_, Some(text)) => text,
-        (Some(_), None) => "the error no longer matches the rule".into(),
-        (None, None) => "the error cleared".into(),
+        (_, Some(text)) => Fact::Error { text },
+        (Some(_), None) => Fact::ErrorNoLongerMatches,
+        (None, None) => Fact::ErrorCleared,
     }
 }

@@ -2,6 +2,7 @@
 //! resolves when it leaves them.
 
 use crate::dts::{State, Step};
+use crate::rules::fact::Fact;
 use crate::rules::lifecycle::Condition;
 
 pub fn check(states: &[State], step: &Step) -> Condition {
@@ -15,10 +16,11 @@ pub fn check(states: &[State], step: &Step) -> Condition {
     }
 }
 
-pub fn summary(states: &[State], step: &Step) -> String {
+pub fn fact(states: &[State], step: &Step) -> Fact {
+    let state = step.state_raw.to_string();
     if states.contains(&step.state) {
-        format!("state is {}", step.state_raw)
+        Fact::StateIs { state }
     } else {
-        format!("state is {} now", step.state_raw)
+        Fact::StateNow { state }
     }
 }

@@ -3,8 +3,8 @@
 //! Between the two it keeps its current status (hysteresis).
 
 use crate::dts::{State, Step};
+use crate::rules::fact::Fact;
 use crate::rules::lifecycle::Condition;
-use crate::text::latency_text;
 
 pub fn check(threshold_ms: i64, resolve_below_ms: i64, step: &Step) -> Condition {
     match step.latency_ms {
@@ -19,22 +19,20 @@ pub fn check(threshold_ms: i64, resolve_below_ms: i64, step: &Step) -> Condition
     }
 }
 
-pub fn summary(threshold_ms: i64, resolve_below_ms: i64, step: &Step) -> String {
+pub fn fact(threshold_ms: i64, resolve_below_ms: i64, step: &Step) -> Fact {
     match step.latency_ms {
-        None if matches!(step.state, State::Finished | State::Failed) => {
-            format!("step ended ({})", step.state_raw)
-        }
-        None => "latency not reported".into(),
-        Some(ms) if ms > threshold_ms => format!(
-            "latency {} above {}",
-            latency_text(Some(ms)),
-            latency_text(Some(threshold_ms))
-        ),
-        Some(ms) if ms <= resolve_below_ms => format!("latency back to {}", latency_text(Some(ms))),
-        Some(ms) => format!(
-            "latency {} not yet below {}",
-            latency_text(Some(ms)),
-            latency_text(Some(resolve_below_ms))
-        ),
+        None if matches!(step.state, State::Finished | State::Failed) => Fact::StepEnded {
+            state: step.state_raw.to_string(),
+        },
+        None => Fact::LatencyUnreported,
+        Some(ms) if ms > threshold_ms => Fact::LatencyAbove {
+            latency_ms: ms,
+            threshold_ms,
+        },
+        Some(ms) if ms <= resolve_below_ms => Fact::LatencyBack { latency_ms: ms },
+        Some(ms) => Fact::LatencyNotYetBelow {
+            latency_ms: ms,
+            resolve_below_ms,
+        },
     }
 }

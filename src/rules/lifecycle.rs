@@ -238,6 +238,7 @@ mod tests {
             resolve_after,
             inhibited_by: vec![],
             runbook: None,
+            fold_sub_steps: true,
         }
     }
 

@@ -8,8 +8,10 @@
 //! Pure: the caller loads alert states and silences, and persists what comes out.
 
 pub mod error;
+pub mod fact;
 pub mod failed;
 pub mod fingerprint;
+mod fold;
 pub mod latency;
 pub mod lifecycle;
 pub mod silence;
@@ -27,8 +29,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::aliyun::ApiError;
 use crate::config::{JobConfig, RuleConfig, RuleKind, Severity};
-use crate::diff::{Change, step_label};
+use crate::diff::{Change, ChangeKind, step_label};
 use crate::dts::{ErrorDetail, JobSnapshot, Step};
+pub use fact::Fact;
 pub use lifecycle::{AlertState, Condition, Reason, Status};
 use silence::Silence;
 use verdict::{Judgement, PollView, Verdict};
@@ -40,15 +43,43 @@ pub struct JobInfo {
     pub id: String,
     pub name: String,
     pub region: String,
+    /// The job in the DTS console (`[messages] console_url`, or the account's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_url: Option<String>,
 }
 
 impl JobInfo {
+    /// The job as messages name it, with no console link.
     pub fn from_config(job: &JobConfig) -> Self {
         Self {
             id: job.id.clone(),
             name: job.display_name().to_string(),
             region: job.region.clone(),
+            console_url: None,
         }
+    }
+
+    /// The job as messages name it, linked to the DTS console as `config` says.
+    pub fn for_job(job: &JobConfig, config: &crate::config::Config) -> Self {
+        Self::from_config(job).with_console(config.console_url_for(job))
+    }
+
+    /// The job with its console link from `template` (`{region}` and
+    /// `{job_id}`, each percent-encoded: discovered ids come from DTS).
+    pub fn with_console(mut self, template: &str) -> Self {
+        // RFC 3986 unreserved characters stay; everything else is encoded.
+        const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
+        let encode = |s: &str| percent_encoding::utf8_percent_encode(s, COMPONENT).to_string();
+        self.console_url = Some(
+            template
+                .replace("{region}", &encode(&self.region))
+                .replace("{job_id}", &encode(&self.id)),
+        );
+        self
     }
 }
 
@@ -65,6 +96,9 @@ pub struct StepInfo {
     pub sub_step_id: Option<String>,
     /// The parent step's name, for a sub-step.
     pub parent_name: Option<String>,
+    /// The parent step's code, for a sub-step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_code: Option<String>,
 }
 
 impl StepInfo {
@@ -76,6 +110,36 @@ impl StepInfo {
             code: step.code.as_deref().map(str::to_string),
             sub_step_id: parent.and(step.id.as_deref().map(str::to_string)),
             parent_name: parent.map(|p| p.name.to_string()),
+            parent_code: parent.and_then(|p| p.code.as_deref().map(str::to_string)),
+        }
+    }
+}
+
+/// A sub-step whose alert said the same as its step's, named inside the step's alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoldedStep {
+    pub name: String,
+    /// Its `JobStepId`.
+    pub id: Option<String>,
+    pub state: String,
+    pub err_msg: Option<String>,
+}
+
+/// One line of "what changed": typed, or (in rows queued by older
+/// versions) already written out in English.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ChangeNote {
+    Kind(ChangeKind),
+    Text(String),
+}
+
+impl std::fmt::Display for ChangeNote {
+    /// `State: running → Failed`, in English (logs, the webhook document).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChangeNote::Kind(kind) => kind.fmt(f),
+            ChangeNote::Text(text) => f.write_str(text),
         }
     }
 }
@@ -170,11 +234,18 @@ pub struct Event {
     pub severity: Severity,
     pub job: JobInfo,
     pub step: Option<StepInfo>,
-    /// One line saying what is wrong (or right again).
+    /// One line saying what is wrong (or right again), in English: logs, `history`.
     pub summary: String,
+    /// The same as a fact, which messages put in their own language
+    /// (absent in rows queued by older versions: the summary stands in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fact: Option<Fact>,
     /// What changed since the previous snapshot, e.g. `State: Running → Failed`.
-    pub changes: Vec<String>,
+    pub changes: Vec<ChangeNote>,
     pub current: Option<StepValues>,
+    /// Sub-steps folded into this step's alert (they said the same).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub folded: Vec<FoldedStep>,
     /// When the condition was first seen.
     pub first_seen: DateTime<Utc>,
     pub at: DateTime<Utc>,
@@ -182,6 +253,22 @@ pub struct Event {
 }
 
 impl Event {
+    /// The same for every notification of one alert (firing, repeats,
+    /// resolved): a hash of job, rule and step, for receivers that dedup.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for part in [
+            self.job.id.as_str(),
+            self.rule.as_str(),
+            self.step.as_ref().map(|s| s.path.as_str()).unwrap_or(""),
+        ] {
+            hash.update(part.as_bytes());
+            hash.update([0]);
+        }
+        hex::encode(&hash.finalize()[..8])
+    }
+
     /// `FIRING critical "step failed" 全量迁移 (03) › orders: state is Failed (not sent: silenced:3)`,
     /// for logs and the terminal.
     pub fn line(&self, suppressed: Option<&str>) -> String {

@@ -155,6 +155,7 @@ mod tests {
             id: "dts1".into(),
             name: "orders mysql".into(),
             region: "cn-hangzhou".into(),
+            console_url: None,
         };
         let other = JobInfo {
             name: "billing".into(),
@@ -175,6 +176,7 @@ mod tests {
             code: Some("03".into()),
             sub_step_id: None,
             parent_name: None,
+            parent_code: None,
         };
         assert!(with_steps.matches(&job, "any", Some(&step)));
     }

@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::dts::Step;
+use crate::rules::fact::Fact;
 use crate::rules::lifecycle::Condition;
 
 pub fn check(
@@ -33,17 +34,19 @@ pub fn check(
     }
 }
 
-pub fn summary(step: &Step, condition: &Condition) -> String {
+pub fn fact(step: &Step, condition: &Condition) -> Fact {
     if !step.state.is_active() {
-        return format!("state is {} now", step.state_raw);
+        return Fact::StateNow {
+            state: step.state_raw.to_string(),
+        };
     }
     if step.latency_ms.is_some() {
-        return "replicating (latency reported)".into();
+        return Fact::Replicating;
     }
     match (step.progress, condition) {
-        (Some(p), Condition::Holds { .. }) => format!("progress stuck at {p}%"),
-        (Some(p), _) if p >= 100 => "progress reached 100%".into(),
-        (Some(p), _) => format!("progress moved to {p}%"),
-        (None, _) => "progress not reported".into(),
+        (Some(progress), Condition::Holds { .. }) => Fact::ProgressStuck { progress },
+        (Some(p), _) if p >= 100 => Fact::ProgressDone,
+        (Some(progress), _) => Fact::ProgressMoved { progress },
+        (None, _) => Fact::ProgressUnreported,
     }
 }

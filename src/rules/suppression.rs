@@ -134,12 +134,20 @@ fn owed_notices(
             continue;
         };
         let step_on_poll = view.pairs.iter().find(|pair| pair.is_at(&alert_key.path));
-        let (info, values) = match step_on_poll {
+        let (info, values, fact) = match step_on_poll {
             Some(pair) => (
                 Some(StepInfo::new(&alert_key.path, pair.step, pair.parent)),
                 Some(StepValues::of(pair.step)),
+                super::verdict::step_fact(
+                    rule,
+                    pair.step,
+                    &super::Condition::Holds {
+                        since: None,
+                        fingerprint: None,
+                    },
+                ),
             ),
-            None => (None, None),
+            None => (None, None, super::Fact::StillFiring),
         };
         if held
             .reason(rule, &alert_key.path, info.as_ref(), false)
@@ -157,8 +165,9 @@ fn owed_notices(
             judgement: super::verdict::Judgement::OneShot(Reason::NoLongerSuppressed),
             step: info,
             values,
-            summary: "still firing after its silence or inhibition ended".into(),
+            fact,
             changes: Vec::new(),
+            folded: Vec::new(),
         };
         let first_seen = state.since.unwrap_or(held.now);
         out.push(Notice {

@@ -5,6 +5,7 @@
 //! resolves the job's alert; the watchdog raises one alert for the account.
 
 use crate::aliyun::ApiError;
+use crate::rules::fact::Fact;
 use crate::rules::lifecycle::Condition;
 
 pub fn check(failure: Option<&ApiError>) -> Condition {
@@ -18,10 +19,13 @@ pub fn check(failure: Option<&ApiError>) -> Condition {
     }
 }
 
-pub fn summary(failure: Option<&ApiError>) -> String {
+pub fn fact(failure: Option<&ApiError>) -> Fact {
     match failure {
-        Some(error) => format!("ListJobStep fails: {error}"),
-        None => "ListJobStep answers again".into(),
+        Some(error) => Fact::Unreachable {
+            class: error.class().as_str().to_string(),
+            error: error.to_string(),
+        },
+        None => Fact::Reachable,
     }
 }
 

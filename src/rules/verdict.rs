@@ -9,10 +9,11 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
+use super::fold;
 use super::{
-    AlertKey, Event, EventKind, EventStatus, JobInfo, Outcome, Reason, StepInfo, StepValues,
-    WatchdogCheck, error, failed, key, latency, lifecycle::Condition, stalled, transition,
-    unreachable, watchdog,
+    AlertKey, ChangeNote, Event, EventKind, EventStatus, Fact, FoldedStep, JobInfo, Outcome,
+    Reason, StepInfo, StepValues, WatchdogCheck, error, failed, key, latency, lifecycle::Condition,
+    stalled, transition, unreachable, watchdog,
 };
 use crate::config::{RuleConfig, RuleKind};
 use crate::diff::{Change, ChangeKind};
@@ -88,19 +89,22 @@ pub(super) struct Verdict {
     pub judgement: Judgement,
     pub step: Option<StepInfo>,
     pub values: Option<StepValues>,
-    pub summary: String,
-    pub changes: Vec<String>,
+    pub fact: Fact,
+    pub changes: Vec<ChangeNote>,
+    /// Sub-steps that said the same and are named in this alert instead.
+    pub folded: Vec<FoldedStep>,
 }
 
 impl Verdict {
-    fn job_level(key: AlertKey, condition: Condition, summary: String) -> Self {
+    fn job_level(key: AlertKey, condition: Condition, fact: Fact) -> Self {
         Self {
             key,
             judgement: Judgement::Lifecycle(condition),
             step: None,
             values: None,
-            summary,
+            fact,
             changes: Vec::new(),
+            folded: Vec::new(),
         }
     }
 
@@ -124,9 +128,11 @@ impl Verdict {
             severity: rule.severity,
             job: job.clone(),
             step: self.step,
-            summary: self.summary,
+            summary: self.fact.summary(),
+            fact: Some(self.fact),
             changes: self.changes,
             current: self.values,
+            folded: self.folded,
             first_seen,
             at: now,
             runbook: rule.runbook.clone(),
@@ -179,28 +185,30 @@ fn step_condition(
     }
 }
 
-fn step_summary(rule: &RuleConfig, step: &Step, condition: &Condition) -> String {
+pub(super) fn step_fact(rule: &RuleConfig, step: &Step, condition: &Condition) -> Fact {
     match &rule.kind {
-        RuleKind::Failed { states } => failed::summary(states, step),
-        RuleKind::Error { pattern, ignore } => {
-            error::summary(pattern.as_ref(), ignore.as_ref(), step)
-        }
+        RuleKind::Failed { states } => failed::fact(states, step),
+        RuleKind::Error { pattern, ignore } => error::fact(pattern.as_ref(), ignore.as_ref(), step),
         RuleKind::Latency {
             threshold_ms,
             resolve_below_ms,
-        } => latency::summary(*threshold_ms, *resolve_below_ms, step),
-        RuleKind::Stalled => stalled::summary(step, condition),
-        RuleKind::Transition { .. } | RuleKind::Unreachable | RuleKind::Watchdog => String::new(),
+        } => latency::fact(*threshold_ms, *resolve_below_ms, step),
+        RuleKind::Stalled => stalled::fact(step, condition),
+        RuleKind::Transition { .. } | RuleKind::Unreachable | RuleKind::Watchdog => {
+            Fact::StateNow {
+                state: step.state_raw.to_string(),
+            }
+        }
     }
 }
 
-/// The changes of one step as message lines ("appeared" says only that dtswatch saw it first).
-fn change_lines(changes: Option<&Vec<&Change>>) -> Vec<String> {
+/// The changes of one step ("appeared" says only that dtswatch saw it first).
+fn change_notes(changes: Option<&Vec<&Change>>) -> Vec<ChangeNote> {
     changes
         .into_iter()
         .flatten()
         .filter(|c| c.kind != ChangeKind::Appeared)
-        .map(|c| c.kind.to_string())
+        .map(|c| ChangeNote::Kind(c.kind.clone()))
         .collect()
 }
 
@@ -220,7 +228,7 @@ pub(super) fn judge(
                 vec![Verdict::job_level(
                     key(rule, ""),
                     unreachable::check(None),
-                    unreachable::summary(None),
+                    unreachable::fact(None),
                 )]
             } else {
                 Vec::new()
@@ -229,10 +237,10 @@ pub(super) fn judge(
         (RuleKind::Unreachable, Outcome::Failed(error)) => vec![Verdict::job_level(
             key(rule, ""),
             unreachable::check(Some(error)),
-            unreachable::summary(Some(error)),
+            unreachable::fact(Some(error)),
         )],
         (RuleKind::Transition { from, to }, Outcome::Polled { .. }) => {
-            transitions(rule, from, to, view)
+            fold::fold_sub_steps(rule, transitions(rule, from, to, view), stateful)
         }
         (
             _,
@@ -240,7 +248,8 @@ pub(super) fn judge(
                 snapshot, previous, ..
             },
         ) => {
-            let mut verdicts = step_verdicts(rule, view, stateful);
+            let mut verdicts =
+                fold::fold_sub_steps(rule, step_verdicts(rule, view, stateful), stateful);
             // Alerts of this rule on steps no longer listed (or no longer
             // matching the rule): the step is gone.
             for path in stateful.into_iter().flatten().filter(|p| !p.is_empty()) {
@@ -255,11 +264,7 @@ pub(super) fn judge(
                     .map(|(s, parent)| StepInfo::new(path, s, parent));
                 verdicts.push(Verdict {
                     step,
-                    ..Verdict::job_level(
-                        key(rule, path),
-                        Condition::Gone,
-                        "the step is no longer listed".into(),
-                    )
+                    ..Verdict::job_level(key(rule, path), Condition::Gone, Fact::StepGone)
                 });
             }
             verdicts
@@ -269,13 +274,7 @@ pub(super) fn judge(
         (_, Outcome::Retired) => stateful
             .into_iter()
             .flatten()
-            .map(|path| {
-                Verdict::job_level(
-                    key(rule, path),
-                    Condition::Gone,
-                    "resolved: the job is no longer listed".into(),
-                )
-            })
+            .map(|path| Verdict::job_level(key(rule, path), Condition::Gone, Fact::JobGone))
             .collect(),
     }
 }
@@ -298,12 +297,13 @@ fn step_verdicts(
         }
         let path = pair.path();
         verdicts.push(Verdict {
-            summary: step_summary(rule, pair.step, &condition),
-            changes: change_lines(view.changes_at(&path)),
+            fact: step_fact(rule, pair.step, &condition),
+            changes: change_notes(view.changes_at(&path)),
             step: Some(StepInfo::new(&path, pair.step, pair.parent)),
             values: Some(StepValues::of(pair.step)),
             judgement: Judgement::Lifecycle(condition),
             key: key(rule, &path),
+            folded: Vec::new(),
         });
     }
     verdicts
@@ -334,13 +334,23 @@ fn transitions(
         let Some(change) = step_changes.and_then(|c| transition::matching(from, to, c)) else {
             continue;
         };
+        let fact = match &change.kind {
+            ChangeKind::State {
+                from_raw, to_raw, ..
+            } => Fact::Transition {
+                from: from_raw.to_string(),
+                to: to_raw.to_string(),
+            },
+            _ => step_fact(rule, pair.step, &Condition::Clear),
+        };
         verdicts.push(Verdict {
-            summary: change.kind.to_string(),
-            changes: change_lines(step_changes),
+            fact,
+            changes: change_notes(step_changes),
             step: Some(StepInfo::new(&path, pair.step, pair.parent)),
             values: Some(StepValues::of(pair.step)),
             judgement: Judgement::OneShot(Reason::Transition),
             key: key(rule, &path),
+            folded: Vec::new(),
         });
     }
     verdicts
@@ -355,7 +365,7 @@ fn watchdog_verdicts(rule: &RuleConfig, checks: &[WatchdogCheck]) -> Vec<Verdict
             Verdict::job_level(
                 key(rule, ""),
                 watchdog::condition(check),
-                watchdog::summary(check),
+                watchdog::fact(check),
             )
         })
         .collect()

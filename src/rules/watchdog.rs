@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::lifecycle::{Condition, Reason};
-use super::{Event, EventKind, EventStatus, JobInfo};
+use super::{Event, EventKind, EventStatus, Fact, JobInfo};
 use crate::config::{RuleConfig, RuleKind, WatchdogConfig};
 
 /// No DTS poll has succeeded for `watchdog.no_successful_poll`.
@@ -32,7 +32,7 @@ pub struct WatchdogCheck {
     pub rule: &'static str,
     pub holds: bool,
     /// What is wrong, while it holds.
-    pub summary: String,
+    pub fact: Fact,
 }
 
 /// The rules `[watchdog]` asks for: both checks, to the watchdog's channels.
@@ -59,6 +59,7 @@ fn rule(name: &str, config: &WatchdogConfig) -> RuleConfig {
         resolve_after: 1,
         inhibited_by: Vec::new(),
         runbook: None,
+        fold_sub_steps: false,
     }
 }
 
@@ -73,13 +74,13 @@ pub fn condition(check: &WatchdogCheck) -> Condition {
     }
 }
 
-pub fn summary(check: &WatchdogCheck) -> String {
+pub fn fact(check: &WatchdogCheck) -> Fact {
     match (check.holds, check.rule) {
-        (true, _) => check.summary.clone(),
-        (false, NO_POLL_RULE) => "resolved: polls succeed again".into(),
-        (false, FILE_RULE) => "resolved: the database file is the one dtswatch writes".into(),
-        (false, THROTTLE_RULE) => "resolved: DTS answers without throttling".into(),
-        (false, _) => "resolved: no dead notifications left".into(),
+        (true, _) => check.fact.clone(),
+        (false, NO_POLL_RULE) => Fact::PollsAgain,
+        (false, FILE_RULE) => Fact::DatabaseIsOurs,
+        (false, THROTTLE_RULE) => Fact::NotThrottled,
+        (false, _) => Fact::NoDeadLeft,
     }
 }
 
@@ -93,19 +94,13 @@ pub fn store_event(
     now: DateTime<Utc>,
 ) -> Event {
     let rule = rule(STORE_RULE, config);
-    let (status, reason, summary) = match problem {
+    let (status, reason, fact) = match problem {
         Some(problem) => (
             EventStatus::Firing,
             Reason::FirstNotification,
-            format!(
-                "dtswatch cannot write its database, so it records no poll and queues no alert: {problem}"
-            ),
+            Fact::StoreUnwritable { problem },
         ),
-        None => (
-            EventStatus::Resolved,
-            Reason::Resolved,
-            "resolved: the database is written again".into(),
-        ),
+        None => (EventStatus::Resolved, Reason::Resolved, Fact::StoreWritable),
     };
     Event {
         status,
@@ -115,9 +110,11 @@ pub fn store_event(
         severity: rule.severity,
         job,
         step: None,
-        summary,
+        summary: fact.summary(),
+        fact: Some(fact),
         changes: Vec::new(),
         current: None,
+        folded: Vec::new(),
         first_seen: since,
         at: now,
         runbook: None,

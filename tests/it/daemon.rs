@@ -32,18 +32,7 @@ fn running(id: &str) -> SimJob {
 }
 
 fn failing(id: &str) -> SimJob {
-    SimJob::fixed(
-        id,
-        "cn-hangzhou",
-        vec![SimStep {
-            id: Some("s1".into()),
-            name: "全量迁移".into(),
-            code: Some("03".into()),
-            state: "Failed".into(),
-            err: Some("DTS-1020042 boom".into()),
-            ..Default::default()
-        }],
-    )
+    crate::helpers::failed_job(id, "DTS-1020042 boom")
 }
 
 #[tokio::test]
@@ -425,14 +414,15 @@ fn the_demo_plays_the_whole_scenario_and_ends_by_itself() {
         String::from_utf8_lossy(&output.stderr)
     );
     for expected in [
-        ">>> 🟠 FIRING · warning · replication lag",
-        "What: latency 7m00s above 5m00s",
-        ">>> ✅ RESOLVED · warning · replication lag",
-        ">>> 🔴 FIRING · critical · step failed",
-        "ErrMsg: DTS-1020042 Execute sql error",
-        ">>> 🟠 FIRING · warning · progress stalled",
-        ">>> 🔵 FIRING · info · phase finished",
-        "What: State: Catched → Finished",
+        "🟠 [FIRING·warning] Incremental latency 7 min (threshold 5 min) · orders mysql -> polardb",
+        "✅ [RESOLVED] Incremental latency back to",
+        "🔴 [FIRING·critical] Full data › order_items failed · orders mysql -> polardb",
+        "Error: DTS-1020042 Execute sql error",
+        "🔴 【告警·严重】全量迁移 › order_items 失败 · orders mysql -> polardb",
+        "错误：DTS-1020042 Execute sql error",
+        "🟠 [FIRING·warning] Full data stalled at 45%",
+        "Sub-steps: order_items (st03full_0001), orders (st03full_0000)",
+        "🔵 [FIRING·info] Incremental: caught up → finished",
         "UncaughtException:java.lang.NullPointerException",
         "JOB                      ID              REGION",
         "dtswatch demo: scenario finished",

@@ -134,10 +134,12 @@ async fn dingtalk_gets_a_signed_markdown_message_and_no_secret_is_stored() {
     let body = accepted[0].json();
     let text = body["markdown"]["text"].as_str().unwrap();
     assert!(
-        text.contains("**🔴 FIRING · critical · step failed**"),
+        text.starts_with(
+            "#### 🔴 [FIRING·critical] Full data failed · job dtsfail000 · DTS-1020042"
+        ),
         "{text}"
     );
-    assert!(text.contains("全量迁移 (03)"));
+    assert!(text.contains("**Step:** Full data (03)"), "{text}");
     assert!(text.contains("DTS-1020042 Duplicate entry"));
     assert!(text.ends_with("@13800000000"));
     assert_eq!(body["at"]["atMobiles"][0], "13800000000");
@@ -208,15 +210,21 @@ async fn a_group_window_batches_jobs_into_one_message() {
         .unwrap()
         .to_string();
     assert_eq!(
-        text.matches("job dtsfail").count(),
+        text.lines()
+            .filter(|l| l.starts_with("- 🔴 [FIRING·critical] Full data failed · job dtsfail"))
+            .count(),
         25,
-        "all 25 jobs are listed: {text}"
+        "all 25 jobs are listed, one line each: {text}"
+    );
+    assert!(
+        text.starts_with("#### 🔴 [FIRING·critical] 25 firing: step failed ×25 · job dtsfail000"),
+        "{text}"
     );
     assert!(
         fake.accepted()[0].json()["markdown"]["title"]
             .as_str()
             .unwrap()
-            .starts_with("[FIRING critical] 25 alerts on 25 DTS jobs")
+            .starts_with("[FIRING·critical] 25 firing: step failed ×25 · job dtsfail000")
     );
 }
 
@@ -331,7 +339,7 @@ async fn slack_429_retry_after_is_honoured() {
         body["text"]
             .as_str()
             .unwrap()
-            .starts_with("[FIRING critical] step failed")
+            .starts_with("[FIRING·critical] Full data failed")
     );
     assert_eq!(body["blocks"][0]["type"], "header");
 }
@@ -457,7 +465,7 @@ async fn email_over_starttls_with_auth_and_a_private_ca() {
     );
     assert_eq!(mail.to, ["dba@example.com", "oncall@example.com"]);
     assert!(
-        mail.data.contains("Subject: [FIRING critical] step failed"),
+        subject(&mail.data).starts_with("[FIRING·critical] Full data failed · job dtsfail000"),
         "{}",
         mail.data
     );
@@ -485,7 +493,33 @@ async fn email_to_a_loopback_relay_without_tls() {
     let pending = setup.app.drain_outbox().await;
     assert_eq!(pending, 0, "{:?}", setup.statuses().await);
     assert_eq!(smtp.received().len(), 1, "{:?}", setup.statuses().await);
-    assert!(smtp.received()[0].data.contains("step failed"));
+    assert!(subject(&smtp.received()[0].data).contains("Full data failed"));
+}
+
+/// The Subject header of a mail as sent, unfolded and with its RFC 2047
+/// encoded words (`=?utf-8?b?…?=`, used for anything not ASCII) decoded.
+fn subject(data: &str) -> String {
+    use base64::Engine as _;
+    let mut lines = data
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .skip_while(|l| !l.starts_with("Subject:"));
+    let mut header = lines.next().unwrap_or_default()["Subject:".len()..].to_string();
+    for line in lines.take_while(|l| l.starts_with(' ')) {
+        header.push_str(line);
+    }
+    // White space between two encoded words is not part of the text.
+    let adjacent = regex::Regex::new(r"\?=\s+=\?").unwrap();
+    let header = adjacent.replace_all(header.trim(), "?==?");
+    let words = regex::Regex::new(r"=\?utf-8\?b\?([^?]*)\?=").unwrap();
+    words
+        .replace_all(&header, |c: &regex::Captures| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(&c[1])
+                .unwrap_or_default();
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+        .into_owned()
 }
 
 #[tokio::test]
@@ -587,7 +621,7 @@ async fn a_misconfigured_channel_does_not_block_the_others() {
             .filter(|s| s.0 == "team")
             .all(|s| s.1 == "delivered")
     );
-    let status = dtswatch::cli::status::report(&setup.app.store)
+    let status = dtswatch::cli::status::report(&setup.app.store, chrono_tz::UTC)
         .await
         .unwrap();
     assert!(

@@ -25,6 +25,22 @@ use dtswatch::sim::{DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET};
 use dtswatch::store::Store;
 use dtswatch::store::jobs::JobSource;
 
+/// A simulated job whose full-data step has failed with `err`.
+pub fn failed_job(id: &str, err: &str) -> dtswatch::sim::SimJob {
+    dtswatch::sim::SimJob::fixed(
+        id,
+        "cn-hangzhou",
+        vec![dtswatch::sim::SimStep {
+            id: Some("s1".into()),
+            name: "全量迁移".into(),
+            code: Some("03".into()),
+            state: "Failed".into(),
+            err: Some(err.into()),
+            ..Default::default()
+        }],
+    )
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")

@@ -52,10 +52,20 @@ async fn test_notify_sends_a_sample_and_prints_the_answer() {
         stdout.contains(r#"oncall: delivered; the peer answered: {"errcode":0,"errmsg":"ok"}"#),
         "{stdout}"
     );
+    let sample = fake.accepted()[0].json();
     assert!(
-        fake.accepted()[0]
-            .body
-            .contains("sample alert from dtswatch test-notify")
+        sample["markdown"]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("[TEST] [FIRING·critical]"),
+        "{sample}"
+    );
+    assert!(
+        sample["markdown"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("A test message from dtswatch test-notify; nothing is wrong."),
+        "{sample}"
     );
     let (code, _, stderr) =
         tokio::task::spawn_blocking(move || cli(&config, &["test-notify", "pager"]))
@@ -145,6 +155,144 @@ fn render_shows_what_a_rule_would_send() {
     );
     assert_eq!(code, 2);
     assert!(stderr.contains("no rule `nope`"));
+}
+
+/// `dtswatch render …` with `stdin` piped in.
+fn render_stdin(config: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dtswatch"))
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn render_raw_reads_stdin_and_previews_a_resolution() {
+    let dir = tempfile::tempdir().unwrap();
+    let channels = "[channels.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n\n[channels.oncall]\ntype = \"dingtalk\"\nurl = \"http://127.0.0.1:9/robot/send?access_token=t\"";
+    let rules =
+        "[[rules]]\nname = \"step error\"\nkind = \"error\"\nchannels = [\"hook\", \"oncall\"]";
+    let config = base(dir.path(), "http://127.0.0.1:9", channels, rules);
+    let seed = std::fs::read_to_string(fixture("list_job_step_seed.json")).unwrap();
+    let healthy = dir.path().join("healthy.json");
+    std::fs::write(
+        &healthy,
+        seed.replace("fullcheck find different records : 2372", "")
+            .replace("UncaughtException:java.lang.NullPointerException", ""),
+    )
+    .unwrap();
+    let raw = |stdout: &str| -> serde_json::Value {
+        serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not one JSON body ({e}): {stdout}"))
+    };
+    let (code, stdout, stderr) = render_stdin(
+        &config,
+        &[
+            "render",
+            "step error",
+            "--snapshot",
+            "-",
+            "--channel",
+            "hook",
+            "--raw",
+        ],
+        &seed,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let firing = raw(&stdout);
+    assert_eq!(firing["status"], "firing");
+    assert_eq!(firing["alerts"].as_array().unwrap().len(), 2);
+    // A healthy response after the failing one: the resolution, as it would be sent.
+    let previous = dir.path().join("failing.json");
+    std::fs::write(&previous, &seed).unwrap();
+    let (code, stdout, stderr) = cli(
+        &config,
+        &[
+            "render",
+            "step error",
+            "--snapshot",
+            healthy.to_str().unwrap(),
+            "--previous",
+            previous.to_str().unwrap(),
+            "--channel",
+            "hook",
+            "--raw",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let resolved = raw(&stdout);
+    assert_eq!(resolved["status"], "resolved");
+    assert_eq!(
+        resolved["alerts"][0]["fingerprint"], firing["alerts"][0]["fingerprint"],
+        "the same alert"
+    );
+    // --raw prints one body: it needs the channel.
+    let (code, _, stderr) = cli(
+        &config,
+        &[
+            "render",
+            "step error",
+            "--snapshot",
+            healthy.to_str().unwrap(),
+            "--raw",
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--channel"), "{stderr}");
+    // Neither a snapshot nor a job: nothing to render.
+    let (code, _, stderr) = cli(&config, &["render", "step error"]);
+    assert_eq!(code, 2, "{stderr}");
+}
+
+#[tokio::test]
+async fn render_with_a_job_reads_its_stored_snapshots() {
+    let sim = Simulator::with_scenario(FLAPPING).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let channels = "[channels.hook]\ntype = \"console\"\nformat = \"json\"";
+    let rules = "[[rules]]\nname = \"step failed\"\nkind = \"failed\"\nchannels = [\"hook\"]";
+    let config = base(dir.path(), &sim.endpoint(), channels, rules);
+    let outputs = tokio::task::spawn_blocking(move || {
+        let before = cli(&config, &["render", "step failed", "--job", "dtsflapping"]);
+        let once = cli(&config, &["once"]);
+        let after = cli(
+            &config,
+            &[
+                "render",
+                "step failed",
+                "--job",
+                "dtsflapping",
+                "--channel",
+                "hook",
+                "--raw",
+            ],
+        );
+        (before, once, after)
+    })
+    .await
+    .unwrap();
+    let (before, once, after) = outputs;
+    assert_ne!(before.0, 0, "no database yet: {}", before.2);
+    assert_eq!(once.0, 0, "{}", once.2);
+    assert_eq!(after.0, 0, "{}", after.2);
+    let body: serde_json::Value = serde_json::from_str(&after.1).unwrap();
+    assert_eq!(body["status"], "firing", "{body}");
+    assert_eq!(body["alerts"][0]["labels"]["job_id"], "dtsflapping");
 }
 
 const FLAPPING: &str = r#"

@@ -6,23 +6,12 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dtswatch::sim::{SimJob, SimOptions, SimStep, Simulator};
+use dtswatch::sim::{SimJob, SimOptions, Simulator};
 
 use crate::helpers::{DaemonProcess, TestConfig, daemon_config, eventually, run_cli};
 
 fn failed_job(id: &str) -> SimJob {
-    SimJob::fixed(
-        id,
-        "cn-hangzhou",
-        vec![SimStep {
-            id: Some("s1".into()),
-            name: "全量迁移".into(),
-            code: Some("03".into()),
-            state: "Failed".into(),
-            err: Some("DTS-1020042 Duplicate entry".into()),
-            ..Default::default()
-        }],
-    )
+    crate::helpers::failed_job(id, "DTS-1020042 Duplicate entry")
 }
 
 async fn simulator(jobs: Vec<SimJob>) -> Simulator {

@@ -9,12 +9,18 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use chrono::{TimeZone, Utc};
+use dtswatch::config::DEFAULT_CONSOLE_URL;
 use dtswatch::config::{Config, Severity};
+use dtswatch::diff::ChangeKind;
 use dtswatch::diff::diff;
+use dtswatch::dts::ErrorDetail;
 use dtswatch::dts::JobSnapshot;
 use dtswatch::dts::api::parse_list_job_step;
 use dtswatch::notify::{Channel, Message};
-use dtswatch::rules::{Event, EventStatus, JobInfo, Notification, Reason, StepInfo, StepValues};
+use dtswatch::rules::{
+    ChangeNote, Event, EventStatus, Fact, FoldedStep, JobInfo, Notification, Reason, StepInfo,
+    StepValues,
+};
 use dtswatch::store::snapshots::{join, split};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -222,18 +228,38 @@ static CHANNEL_SET: LazyLock<Vec<(String, Channel)>> = LazyLock::new(|| {
 
 fn event() -> impl Strategy<Value = Event> {
     (
-        (text(), text(), text(), text()),
+        (text(), text(), text(), text(), text()),
         (
             text(),
             prop::collection::vec(text(), 0..4),
             prop::option::of(text()),
+            (text(), text()),
         ),
         any::<bool>(),
         prop::sample::select(vec![Severity::Info, Severity::Warning, Severity::Critical]),
     )
         .prop_map(
-            |((job, rule, step, parent), (summary, changes, error), firing, severity)| {
+            |(
+                (job, rule, step, parent, id),
+                (summary, changes, error, (code, url)),
+                firing,
+                severity,
+            )| {
                 let at = Utc.timestamp_opt(1_790_000_000, 0).single().expect("time");
+                let fact = match &error {
+                    Some(text) => Fact::Error { text: text.clone() },
+                    None => Fact::StateIs {
+                        state: summary.clone(),
+                    },
+                };
+                let mut changes: Vec<ChangeNote> =
+                    changes.into_iter().map(ChangeNote::Text).collect();
+                if let Some(to) = &error {
+                    changes.push(ChangeNote::Kind(ChangeKind::ErrorChanged {
+                        from: summary.as_str().into(),
+                        to: to.as_str().into(),
+                    }));
+                }
                 Event {
                     status: if firing {
                         EventStatus::Firing
@@ -249,28 +275,41 @@ fn event() -> impl Strategy<Value = Event> {
                     kind: dtswatch::rules::EventKind::Failed,
                     severity,
                     job: JobInfo {
-                        id: "dtsjob".into(),
+                        id,
                         name: job,
                         region: "cn-hangzhou".into(),
-                    },
+                        console_url: None,
+                    }
+                    .with_console(DEFAULT_CONSOLE_URL),
                     step: Some(StepInfo {
                         path: "a/b".into(),
                         label: format!("{parent} › {step}"),
-                        name: step,
+                        name: step.clone(),
                         code: Some("03".into()),
                         sub_step_id: Some("b".into()),
-                        parent_name: Some(parent),
+                        parent_name: Some(parent.clone()),
+                        parent_code: Some(parent),
                     }),
-                    summary,
+                    summary: summary.clone(),
+                    fact: Some(fact),
                     changes,
                     current: Some(StepValues {
-                        state: "Failed".into(),
+                        state: summary.clone(),
                         progress: Some(30),
                         latency_ms: Some(1500),
                         err_msg: error,
-                        error_details: Vec::new(),
+                        error_details: vec![ErrorDetail {
+                            code: Some(code.as_str().into()),
+                            help_url: Some(url.as_str().into()),
+                        }],
                         need_acceleration: None,
                     }),
+                    folded: vec![FoldedStep {
+                        name: step,
+                        id: Some(summary),
+                        state: "Failed".into(),
+                        err_msg: None,
+                    }],
                     first_seen: at,
                     at,
                     runbook: None,
@@ -280,14 +319,15 @@ fn event() -> impl Strategy<Value = Event> {
 }
 
 fn message() -> impl Strategy<Value = Message> {
-    prop::collection::vec(prop::collection::vec(event(), 1..8), 1..12).prop_map(|jobs| Message {
-        notifications: jobs
-            .into_iter()
-            .map(|events| Notification {
-                job: events[0].job.clone(),
-                events,
-            })
-            .collect(),
+    prop::collection::vec(prop::collection::vec(event(), 1..8), 1..12).prop_map(|jobs| {
+        Message::new(
+            jobs.into_iter()
+                .map(|events| Notification {
+                    job: events[0].job.clone(),
+                    events,
+                })
+                .collect(),
+        )
     })
 }
 
@@ -335,12 +375,21 @@ proptest! {
     }
 }
 
-/// A body without the renderer's own `[FIRING critical]` title prefix.
-fn without_title_prefix(text: &str) -> String {
-    static PREFIX: LazyLock<regex::Regex> = LazyLock::new(|| {
-        regex::Regex::new(r"\[(FIRING|RESOLVED) (info|warning|critical)\]").expect("regex")
+/// A body without the renderer's own syntax: its `[FIRING·critical]` title
+/// tags, its links (`[text](https://…)` or Slack's `<https://…|text>`, whose
+/// text is escaped data and whose URL cannot end the link) and its one code
+/// span, the silence command. What remains must hold no markup at all.
+fn without_our_syntax(text: &str) -> String {
+    static OURS: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(concat!(
+            r"\[(FIRING·(info|warning|critical)|RESOLVED|TEST)\]",
+            r"|\[[^\[\]\n]*\]\(https?://[^()\s]*\)",
+            r"|<https?://[^|<>\s]*\|[^<>\n]*>",
+            r"|`dtswatch silence add [^`\n]*`",
+        ))
+        .expect("regex")
     });
-    PREFIX.replace_all(text, "").into_owned()
+    OURS.replace_all(text, "").into_owned()
 }
 
 /// Every `*` of a chat markdown line is the renderer's: bold around a
@@ -352,7 +401,9 @@ fn only_our_emphasis(line: &str) -> bool {
 }
 
 /// The tags the email's HTML part is built of.
-const HTML_TAGS: [&str; 8] = ["div", "h3", "p", "table", "tr", "td", "ul", "li"];
+const HTML_TAGS: [&str; 11] = [
+    "div", "h3", "p", "table", "tr", "td", "ul", "li", "a", "b", "code",
+];
 
 fn tags(html: &str) -> Vec<String> {
     html.split('<')
@@ -375,7 +426,7 @@ proptest! {
             let preview = channel.preview(&message);
             match kind.as_str() {
                 "dingtalk" => for body in wire_bodies(&preview) {
-                    let text = without_title_prefix(body["markdown"]["text"].as_str().unwrap_or_default());
+                    let text = without_our_syntax(body["markdown"]["text"].as_str().unwrap_or_default());
                     prop_assert!(!text.contains(['<', '[', ']', '`']), "{}", text);
                     for line in text.lines() {
                         prop_assert!(only_our_emphasis(line), "{}", line);
@@ -387,7 +438,7 @@ proptest! {
                 "wecom" => for body in wire_bodies(&preview) {
                     if let Some(markdown) = body["markdown"]["content"].as_str() {
                         // The only tags are the renderer's colour around the title.
-                        let stripped = without_title_prefix(markdown)
+                        let stripped = without_our_syntax(markdown)
                             .replacen("<font color=\"warning\">", "", 1)
                             .replacen("<font color=\"info\">", "", 1)
                             .replacen("</font>", "", 1);
@@ -401,17 +452,17 @@ proptest! {
                     }
                 },
                 "feishu" => for body in wire_bodies(&preview) {
-                    let content = body["card"]["elements"][0]["text"]["content"].as_str().unwrap_or_default();
+                    let content = without_our_syntax(body["card"]["elements"][0]["text"]["content"].as_str().unwrap_or_default());
                     prop_assert!(!content.contains(['<', '[', ']', '`']), "{}", content);
                     for line in content.lines() {
                         prop_assert!(only_our_emphasis(line), "{}", line);
                     }
                 },
                 "slack" => for body in wire_bodies(&preview) {
-                    let mut texts = vec![without_title_prefix(body["text"].as_str().unwrap_or_default())];
+                    let mut texts = vec![without_our_syntax(body["text"].as_str().unwrap_or_default())];
                     for block in body["blocks"].as_array().cloned().unwrap_or_default() {
                         if block["text"]["type"] == "mrkdwn" {
-                            texts.push(block["text"]["text"].as_str().unwrap_or_default().to_string());
+                            texts.push(without_our_syntax(block["text"]["text"].as_str().unwrap_or_default()));
                         }
                     }
                     for text in texts {
@@ -421,7 +472,14 @@ proptest! {
                 "email" => {
                     let html = preview.split("--- text/html ---").nth(1).unwrap_or_default();
                     for tag in tags(html) {
-                        prop_assert!(HTML_TAGS.contains(&tag.as_str()) || tag == "code", "<{}> in {}", tag, html);
+                        prop_assert!(HTML_TAGS.contains(&tag.as_str()), "<{}> in {}", tag, html);
+                    }
+                    for href in html.split("href=\"").skip(1) {
+                        let url = href.split('"').next().unwrap_or_default();
+                        prop_assert!(
+                            url.starts_with("https://") && !url.contains(['<', '>', '\'', ' ']),
+                            "a link to {} in {}", url, html
+                        );
                     }
                     prop_assert!(!preview.contains(|c: char| c.is_control() && c != '\n'), "{:?}", preview);
                 },

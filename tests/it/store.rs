@@ -422,7 +422,7 @@ async fn retention_prunes_old_polls_but_keeps_each_jobs_baseline() {
         retention::prune(&store, at(0)).await.unwrap(),
         retention::Pruned::default()
     );
-    let status = status::report(&store).await.unwrap();
+    let status = status::report(&store, chrono_tz::UTC).await.unwrap();
     assert!(
         status.contains("job dtsquiet") && status.contains("job dtsbench"),
         "{status}"

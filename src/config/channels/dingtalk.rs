@@ -1,5 +1,6 @@
 //! `type = "dingtalk"`: a DingTalk custom group robot. Its webhook URL (with
-//! the `access_token`), the optional `SEC…` signing secret, and who to @.
+//! the `access_token`), the optional `SEC…` signing secret, who to @, and
+//! the `keyword` of a robot with keyword security.
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -11,7 +12,14 @@ use crate::config::raw::Text;
 use crate::config::validate::{Errors, one};
 
 pub const TYPE: &str = "dingtalk";
-pub const KEYS: &[&str] = &["url", "secret", "at_mobiles", "at_user_ids", "at_all"];
+pub const KEYS: &[&str] = &[
+    "url",
+    "secret",
+    "at_mobiles",
+    "at_user_ids",
+    "at_all",
+    "keyword",
+];
 /// DingTalk answers 130101 beyond 20 messages a minute per robot.
 pub const RATE_LIMIT: Option<RateLimit> = Some(RateLimit::new(20, 60));
 /// Sixty one-line alerts stay well under the 20,000-byte body limit.
@@ -24,6 +32,8 @@ pub struct DingTalkConfig {
     pub at_mobiles: Vec<String>,
     pub at_user_ids: Vec<String>,
     pub at_all: bool,
+    /// Every message carries it (a keyword-secured robot drops any without).
+    pub keyword: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -34,6 +44,7 @@ struct Raw {
     at_mobiles: Option<Spanned<Vec<Text>>>,
     at_user_ids: Option<Spanned<Vec<Text>>>,
     at_all: Option<Spanned<bool>>,
+    keyword: Option<Text>,
 }
 
 pub(super) fn read(
@@ -48,5 +59,10 @@ pub(super) fn read(
         at_mobiles: strings(&raw.at_mobiles),
         at_user_ids: strings(&raw.at_user_ids),
         at_all: raw.at_all.map(|b| b.into_inner()).unwrap_or(false),
+        keyword: raw
+            .keyword
+            .as_ref()
+            .map(|k| k.get_ref().trim().to_string())
+            .filter(|k| !k.is_empty()),
     })
 }

@@ -23,8 +23,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::raw::Text;
-use super::validate::{Errors, one};
-use super::{Secret, parse_duration};
+use super::validate::{Errors, locale, one, zone};
+use super::{Locale, MessagesConfig, Secret, Severity, parse_duration};
 
 pub use console::{ConsoleConfig, ConsoleFormat};
 pub use dingtalk::DingTalkConfig;
@@ -90,6 +90,26 @@ impl ChannelKind {
     }
 }
 
+/// Which alerts @mention a channel's people (`mention_severities`,
+/// `mention_statuses`): by default firing ones that are critical or
+/// warning, so a resolution or an info notice never wakes anyone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MentionPolicy {
+    pub severities: Vec<Severity>,
+    pub firing: bool,
+    pub resolved: bool,
+}
+
+impl Default for MentionPolicy {
+    fn default() -> Self {
+        Self {
+            severities: vec![Severity::Critical, Severity::Warning],
+            firing: true,
+            resolved: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ChannelConfig {
     pub name: String,
@@ -104,6 +124,21 @@ pub struct ChannelConfig {
     pub max_age: Option<Duration>,
     /// The largest answer read from the platform (`[delivery] max_answer`).
     pub max_answer: usize,
+    /// The language of its messages: its own `locale`, else `[messages]`'s.
+    pub locale: Locale,
+    /// The zone of the times in its messages: its own `timezone`, else `[messages]`'s.
+    pub timezone: chrono_tz::Tz,
+    pub mention: MentionPolicy,
+    /// The channel's own `locale` and `timezone`, until `[messages]` is read.
+    own_style: (Option<Locale>, Option<chrono_tz::Tz>),
+}
+
+impl ChannelConfig {
+    /// Takes `[messages]`'s locale and zone where the channel sets none.
+    pub(in crate::config) fn settle_style(&mut self, messages: &MessagesConfig) {
+        self.locale = self.own_style.0.unwrap_or(messages.locale);
+        self.timezone = self.own_style.1.unwrap_or(messages.timezone);
+    }
 }
 
 /// Every channel type: its name, the keys it takes besides the shared ones,
@@ -132,9 +167,13 @@ struct RawShared {
     template: Option<Text>,
     title_template: Option<Text>,
     max_age: Option<Text>,
+    locale: Option<Text>,
+    timezone: Option<Text>,
+    mention_severities: Option<Spanned<Vec<Text>>>,
+    mention_statuses: Option<Spanned<Vec<Text>>>,
 }
 
-const SHARED_KEYS: [&str; 7] = [
+const SHARED_KEYS: [&str; 11] = [
     "type",
     "group_window",
     "rate_limit",
@@ -142,7 +181,43 @@ const SHARED_KEYS: [&str; 7] = [
     "template",
     "title_template",
     "max_age",
+    "locale",
+    "timezone",
+    "mention_severities",
+    "mention_statuses",
 ];
+
+/// `mention_severities` and `mention_statuses`, checked word by word.
+fn mention_policy(shared: &RawShared, owner: &str, errors: &mut Errors) -> MentionPolicy {
+    let mut policy = MentionPolicy::default();
+    if let Some(severities) = &shared.mention_severities {
+        policy.severities = severities
+            .get_ref()
+            .iter()
+            .filter_map(|s| match s.get_ref().parse::<Severity>() {
+                Ok(severity) => Some(severity),
+                Err(e) => {
+                    errors.at(s.span(), format!("{owner}: mention_severities: {e}"));
+                    None
+                }
+            })
+            .collect();
+    }
+    if let Some(statuses) = &shared.mention_statuses {
+        policy.firing = false;
+        for status in statuses.get_ref() {
+            match status.get_ref().as_str() {
+                "firing" => policy.firing = true,
+                "resolved" => policy.resolved = true,
+                other => errors.at(
+                    status.span(),
+                    format!("{owner}: mention_statuses: `{other}` is not firing or resolved"),
+                ),
+            }
+        }
+    }
+    policy
+}
 
 /// What a channel type's reader needs to report problems.
 pub(in crate::config) struct Owner {
@@ -352,8 +427,15 @@ fn shared_settings(
                 &format!("{owner}: max_age"),
             )
         }),
-        // Set from `[delivery]` once that section is read.
+        // Set from `[delivery]` and `[messages]` once those are read.
         max_answer: 0,
+        locale: Locale::En,
+        timezone: chrono_tz::UTC,
+        mention: mention_policy(shared, owner, errors),
+        own_style: (
+            locale(&shared.locale, &format!("{owner}: locale"), errors),
+            zone(&shared.timezone, &format!("{owner}: timezone"), errors),
+        ),
     }
 }
 

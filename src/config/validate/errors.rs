@@ -145,9 +145,10 @@ impl Errors {
         &mut self,
         value: &Option<Text>,
         what: &str,
+        zone: chrono_tz::Tz,
     ) -> Option<CronSchedule> {
         let text = value.as_ref()?;
-        match CronSchedule::parse(text.get_ref()) {
+        match CronSchedule::parse(text.get_ref()).map(|c| c.in_zone(zone)) {
             Ok(c) if c.next_after(chrono::Utc::now()).is_none() => {
                 self.at(
                     text.span(),

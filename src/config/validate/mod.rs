@@ -6,6 +6,7 @@
 
 mod budget;
 mod errors;
+mod messages;
 mod rules;
 mod service;
 mod silences;
@@ -21,10 +22,11 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use super::raw::*;
 use super::{ChannelConfig, Config, ConfigError, channels, interpolate};
 pub(in crate::config) use errors::Errors;
+pub(in crate::config) use messages::{locale, zone};
 
 const SECTIONS: &[&str] = &[
     "storage", "poll", "server", "delivery", "accounts", "jobs", "discover", "channels", "rules",
-    "silences", "watchdog",
+    "silences", "watchdog", "messages",
 ];
 
 /// Every section as written, each already deserialised on its own.
@@ -34,6 +36,7 @@ struct RawDocument {
     poll: RawPoll,
     server: RawServer,
     delivery: RawDelivery,
+    messages: RawMessages,
     accounts: Vec<(Range<usize>, RawAccount)>,
     jobs: Vec<(Range<usize>, RawJob)>,
     discover: Vec<(Range<usize>, RawDiscover)>,
@@ -191,6 +194,7 @@ fn split_sections(root: DeTable<'_>, errors: &mut Errors) -> RawDocument {
             "poll" => doc.poll = one(value, "[poll]", errors).unwrap_or_default(),
             "server" => doc.server = one(value, "[server]", errors).unwrap_or_default(),
             "delivery" => doc.delivery = one(value, "[delivery]", errors).unwrap_or_default(),
+            "messages" => doc.messages = one(value, "[messages]", errors).unwrap_or_default(),
             "accounts" => doc.accounts = many(value, "accounts", errors),
             "jobs" => doc.jobs = many(value, "jobs", errors),
             "discover" => doc.discover = many(value, "discover", errors),
@@ -214,20 +218,23 @@ fn split_sections(root: DeTable<'_>, errors: &mut Errors) -> RawDocument {
 }
 
 fn build(mut doc: RawDocument, source: &Path, errors: &mut Errors) -> Config {
+    let messages = messages::build_messages(&doc.messages, errors);
+    let zone = messages.timezone;
     let storage = service::build_storage(&doc.storage, errors);
-    let poll = service::build_poll(&doc.poll, errors);
+    let poll = service::build_poll(&doc.poll, zone, errors);
     let server = service::build_server(&doc.server, errors);
     let delivery = service::build_delivery(&doc.delivery, errors);
     let accounts = sources::build_accounts(&doc.accounts, poll.max_rps, errors);
     let account_names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
-    let jobs = sources::build_jobs(&doc.jobs, &account_names, errors);
-    let discover = sources::build_discover(&doc.discover, &account_names, errors);
+    let jobs = sources::build_jobs(&doc.jobs, &account_names, zone, errors);
+    let discover = sources::build_discover(&doc.discover, &account_names, zone, errors);
     let mut channels = std::mem::take(&mut doc.channels);
     for channel in channels.values_mut() {
         channel.max_answer = delivery.max_answer;
+        channel.settle_style(&messages);
     }
     let rules = rules::build_rules(&doc.rules, &channels, errors);
-    let silences = silences::build_silences(&doc.silences, errors);
+    let silences = silences::build_silences(&doc.silences, zone, errors);
     let watchdog = doc
         .watchdog
         .as_ref()
@@ -245,6 +252,7 @@ fn build(mut doc: RawDocument, source: &Path, errors: &mut Errors) -> Config {
         poll,
         server,
         delivery,
+        messages,
         accounts,
         jobs,
         discover,

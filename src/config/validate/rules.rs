@@ -256,6 +256,7 @@ pub(super) fn build_rules(
             jobs: errors.matcher(&r.jobs, &format!("{owner}: jobs")),
             steps: errors.matcher(&r.steps, &format!("{owner}: steps")),
             sub_steps: r.sub_steps.unwrap_or(true),
+            fold_sub_steps: r.fold_sub_steps.unwrap_or(true),
             for_: errors.duration(&r.for_, default_for, &format!("{owner}: for")),
             repeat: r
                 .repeat

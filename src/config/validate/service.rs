@@ -29,10 +29,10 @@ pub(super) fn build_storage(raw: &RawStorage, errors: &mut Errors) -> StorageCon
     }
 }
 
-pub(super) fn build_poll(raw: &RawPoll, errors: &mut Errors) -> PollConfig {
+pub(super) fn build_poll(raw: &RawPoll, zone: chrono_tz::Tz, errors: &mut Errors) -> PollConfig {
     let default_schedule = "*/30 * * * * *";
     let schedule = errors
-        .cron(&raw.schedule, "poll.schedule")
+        .cron(&raw.schedule, "poll.schedule", zone)
         .unwrap_or_else(|| {
             CronSchedule::parse(default_schedule).expect("the default schedule is valid")
         });

@@ -35,6 +35,7 @@ fn instant(
 
 pub(super) fn build_silences(
     raw: &[(Range<usize>, RawSilence)],
+    zone: chrono_tz::Tz,
     errors: &mut Errors,
 ) -> Vec<SilenceConfig> {
     let mut silences = Vec::new();
@@ -44,6 +45,13 @@ pub(super) fn build_silences(
             errors.at(
                 span.clone(),
                 format!("{owner}: a silence needs at least one matcher (jobs, rules or steps); use jobs = [\"*\"] to silence everything"),
+            );
+        }
+        let recurring = s.cron.is_some() && s.duration.is_some();
+        if let (Some(location), false) = (&s.location, recurring) {
+            errors.at(
+                location.span(),
+                format!("{owner}: location applies to a recurring `cron` window; `starts` and `ends` carry their own offset"),
             );
         }
         let window = match (&s.starts, &s.ends, &s.cron, &s.duration) {
@@ -73,7 +81,10 @@ pub(super) fn build_silences(
                 }
             }
             (None, None, Some(_), Some(_)) => {
-                let cron = errors.cron(&s.cron, &format!("{owner}: cron"));
+                let location =
+                    super::messages::zone(&s.location, &format!("{owner}: location"), errors);
+                let cron =
+                    errors.cron(&s.cron, &format!("{owner}: cron"), location.unwrap_or(zone));
                 let duration = errors.positive_duration(
                     &s.duration,
                     Duration::from_secs(3600),

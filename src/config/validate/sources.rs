@@ -119,6 +119,10 @@ pub(super) fn build_accounts(
                     .as_ref()
                     .filter(|e| !e.get_ref().trim().is_empty())
                     .and_then(|e| endpoint(e, &format!("account `{name}`: endpoint"), errors)),
+                console_url: a
+                    .console_url
+                    .as_ref()
+                    .map(|u| super::messages::console_url(u, &format!("account `{name}`: console_url"), errors)),
                 name,
                 credentials,
                 signature,
@@ -166,6 +170,7 @@ fn resolve_account(
 pub(super) fn build_jobs(
     raw: &[(Range<usize>, RawJob)],
     accounts: &[String],
+    zone: chrono_tz::Tz,
     errors: &mut Errors,
 ) -> Vec<JobConfig> {
     check_unique(
@@ -196,7 +201,7 @@ pub(super) fn build_jobs(
                 region,
                 account: resolve_account(&j.account, accounts, &owner, span, errors),
                 name: j.name.as_ref().map(|n| n.get_ref().clone()),
-                schedule: errors.cron(&j.schedule, &format!("{owner}: schedule")),
+                schedule: errors.cron(&j.schedule, &format!("{owner}: schedule"), zone),
                 zero_etl: j.zero_etl,
                 resource_group_id: j.resource_group_id.as_ref().map(|r| r.get_ref().clone()),
             }
@@ -207,6 +212,7 @@ pub(super) fn build_jobs(
 pub(super) fn build_discover(
     raw: &[(Range<usize>, RawDiscover)],
     accounts: &[String],
+    zone: chrono_tz::Tz,
     errors: &mut Errors,
 ) -> Vec<DiscoverConfig> {
     raw.iter()
@@ -265,7 +271,7 @@ pub(super) fn build_discover(
                     Duration::from_secs(600),
                     &format!("{owner}: refresh"),
                 ),
-                schedule: errors.cron(&d.schedule, &format!("{owner}: schedule")),
+                schedule: errors.cron(&d.schedule, &format!("{owner}: schedule"), zone),
                 resource_group_id: d.resource_group_id.as_ref().map(|r| r.get_ref().clone()),
             }
         })

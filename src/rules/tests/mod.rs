@@ -2,6 +2,7 @@
 //! poll: every rule kind (`kinds.rs`), and what holds notices back or lets
 //! them go (`suppression.rs`). This file holds the scenario builders.
 
+mod fold;
 mod kinds;
 mod suppression;
 
@@ -49,6 +50,7 @@ pub(super) fn job() -> JobInfo {
         id: "dts1".into(),
         name: "orders".into(),
         region: "cn-hangzhou".into(),
+        console_url: None,
     }
 }
 
@@ -194,8 +196,15 @@ pub(super) fn run_with(
                         .as_ref()
                         .map(|s| format!(" [{}]", s.describe()))
                         .unwrap_or_default();
+                    let folded: Vec<&str> =
+                        n.event.folded.iter().map(|f| f.name.as_str()).collect();
+                    let folded = if folded.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (+{})", folded.join(","))
+                    };
                     format!(
-                        "{} {} {} {}{held}",
+                        "{} {} {} {}{folded}{held}",
                         n.event.status.as_str(),
                         n.event.rule,
                         n.key.path,

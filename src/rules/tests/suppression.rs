@@ -26,7 +26,7 @@ fn send_resolved_off_records_but_does_not_send() {
 #[test]
 fn jobs_and_steps_matchers() {
     let c = config(
-        "[[rules]]\nname = \"f\"\nkind = \"failed\"\nsteps = [\"step-b\"]\nchannels = [\"c\"]\n\n[[rules]]\nname = \"g\"\nkind = \"failed\"\njobs = [\"billing*\"]\nchannels = [\"c\"]",
+        "[[rules]]\nname = \"f\"\nkind = \"failed\"\nsteps = [\"step-b\"]\nfold_sub_steps = false\nchannels = [\"c\"]\n\n[[rules]]\nname = \"g\"\nkind = \"failed\"\njobs = [\"billing*\"]\nchannels = [\"c\"]",
     );
     let (out, _) = run(
         &c,
@@ -211,7 +211,11 @@ fn events_carry_what_a_message_needs() {
     assert_eq!(step.sub_step_id.as_deref(), Some("x"));
     assert_eq!(step.parent_name.as_deref(), Some("step-a"));
     assert_eq!(
-        event.changes,
+        event
+            .changes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
         [
             "State: running → Failed",
             "ErrMsg: — → \"DTS-1 boom\"",

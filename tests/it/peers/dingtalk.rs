@@ -1,7 +1,8 @@
 //! DingTalk custom robot: `access_token`, `timestamp` (ms, within an hour) and
 //! `sign` = urlencode(base64(HMAC-SHA256(secret, timestamp + "\n" + secret)))
 //! checked as documented; 20 messages a minute, then errcode 130101; HTTP 200
-//! with an `errcode` always.
+//! with an `errcode` always. A robot with keyword security drops (310000)
+//! any message whose text holds none of its keywords.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,6 +30,8 @@ struct Config {
     secret: String,
     /// At most this many messages per window (DingTalk: 20 a minute).
     limit: (usize, Duration),
+    /// Keyword security: the text must hold one of these (none: no check).
+    keywords: Vec<String>,
     log: Log,
     accepted: Arc<Mutex<Vec<Instant>>>,
 }
@@ -86,6 +89,11 @@ async fn send(State(config): State<Config>, uri: Uri, headers: HeaderMap, body: 
         {
             return r#"{"errcode":40035,"errmsg":"缺少参数 markdown"}"#.to_string();
         }
+        let text = json["markdown"]["text"].as_str().unwrap_or_default();
+        if !config.keywords.is_empty() && !config.keywords.iter().any(|k| text.contains(k.as_str()))
+        {
+            return r#"{"errcode":310000,"errmsg":"keywords not in content, more: [https://ding-doc.dingtalk.com/doc#/serverapi2/qf2nxq]"}"#.to_string();
+        }
         if body.len() > 20_000 {
             return r#"{"errcode":460101,"errmsg":"message too long, exceed 20000 bytes"}"#
                 .to_string();
@@ -110,6 +118,15 @@ impl DingTalk {
     /// A robot with a tighter rate limit than DingTalk's 20 a minute, so a
     /// test can watch the limit work in seconds; over it, the same errcode 130101.
     pub async fn start_limited(count: usize, window: Duration) -> Self {
+        Self::start_with(count, window, &[]).await
+    }
+
+    /// A robot with keyword security as well as its signature.
+    pub async fn start_with_keywords(keywords: &[&str]) -> Self {
+        Self::start_with(100, Duration::from_secs(60), keywords).await
+    }
+
+    async fn start_with(count: usize, window: Duration, keywords: &[&str]) -> Self {
         let log: Log = Default::default();
         let token = "dt-token-0123456789".to_string();
         let secret =
@@ -118,6 +135,7 @@ impl DingTalk {
             token: token.clone(),
             secret: secret.clone(),
             limit: (count, window),
+            keywords: keywords.iter().map(|k| k.to_string()).collect(),
             log: log.clone(),
             accepted: Default::default(),
         };
