@@ -147,6 +147,9 @@ mod tests {
             job_type: JobType::Sync,
             region: "cn-hangzhou".into(),
             tags: [("team".to_string(), team.to_string())].into(),
+            delay_ms: None,
+            error_message: None,
+            error_codes: Vec::new(),
         }
     }
 

@@ -9,6 +9,7 @@
 //! - `daemon` — `dtswatch run`: tick loop, discovery loop, watchdog, pruning, reload, `/healthz` and `/metrics`.
 //! - `discovery` — `DescribeDtsJobs` → watched jobs, merged with the configured ones by id.
 //! - `scheduler` — pure: cron schedule + per-job jitter → next fire time.
+//! - `cadence` — pure: what a fleet sweep and a job's last poll say about how often to fetch it.
 //! - `poll` — the one way to poll a job (`poll_one`): fetch, record, alert, count; health; the alerting step, the only writer of alert and outbox rows.
 //! - `notify` — channels (one file each), rendering, the outbox worker and its pure retry/dead `decide`.
 //! - `store` — all SQL: the pool, migrations, one file per table family, the batched writer.
@@ -25,6 +26,7 @@
 
 pub mod aliyun;
 pub mod backoff;
+pub mod cadence;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -28,10 +28,13 @@ pub enum Counter {
     Notifications,
     ConfigReloads,
     DiscoveryRuns,
+    ApiRequests,
+    SchedulerWakeups,
+    Sweeps,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 9] = [
+    pub const ALL: [Counter; 12] = [
         Counter::Polls,
         Counter::PollsSkipped,
         Counter::ApiErrors,
@@ -41,6 +44,9 @@ impl Counter {
         Counter::Notifications,
         Counter::ConfigReloads,
         Counter::DiscoveryRuns,
+        Counter::ApiRequests,
+        Counter::SchedulerWakeups,
+        Counter::Sweeps,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +60,9 @@ impl Counter {
             Counter::Notifications => "dtswatch_notifications_total",
             Counter::ConfigReloads => "dtswatch_config_reloads_total",
             Counter::DiscoveryRuns => "dtswatch_discovery_runs_total",
+            Counter::ApiRequests => "dtswatch_api_requests_total",
+            Counter::SchedulerWakeups => "dtswatch_scheduler_wakeups_total",
+            Counter::Sweeps => "dtswatch_sweeps_total",
         }
     }
 
@@ -78,6 +87,13 @@ impl Counter {
             }
             Counter::ConfigReloads => "Config reloads on SIGHUP by result.",
             Counter::DiscoveryRuns => "DescribeDtsJobs discovery runs by result.",
+            Counter::ApiRequests => {
+                "HTTP requests to the Alibaba Cloud API by account, region and action, retries included."
+            }
+            Counter::SchedulerWakeups => "Times the poll scheduler woke up to look for due work.",
+            Counter::Sweeps => {
+                "DescribeDtsJobs fleet sweeps by account, region and result (ok or error)."
+            }
         }
     }
 
@@ -90,6 +106,9 @@ impl Counter {
             Counter::StoreErrors => &["kind"],
             Counter::Notifications => &["channel", "outcome"],
             Counter::ConfigReloads | Counter::DiscoveryRuns => &["result"],
+            Counter::ApiRequests => &["account", "region", "action"],
+            Counter::SchedulerWakeups => &[],
+            Counter::Sweeps => &["account", "region", "result"],
         }
     }
 }
@@ -103,16 +122,20 @@ pub enum Gauge {
     OutboxPending,
     OutboxDead,
     Healthy,
+    ApiBudgetRate,
+    ApiBudgetUtilisation,
 }
 
 impl Gauge {
-    pub const ALL: [Gauge; 6] = [
+    pub const ALL: [Gauge; 8] = [
         Gauge::LastSuccessfulPoll,
         Gauge::JobsWatched,
         Gauge::Alerts,
         Gauge::OutboxPending,
         Gauge::OutboxDead,
         Gauge::Healthy,
+        Gauge::ApiBudgetRate,
+        Gauge::ApiBudgetUtilisation,
     ];
 
     pub fn name(self) -> &'static str {
@@ -123,6 +146,8 @@ impl Gauge {
             Gauge::OutboxPending => "dtswatch_outbox_pending",
             Gauge::OutboxDead => "dtswatch_outbox_dead",
             Gauge::Healthy => "dtswatch_healthy",
+            Gauge::ApiBudgetRate => "dtswatch_api_budget_requests_per_second",
+            Gauge::ApiBudgetUtilisation => "dtswatch_api_budget_utilisation_ratio",
         }
     }
 
@@ -134,6 +159,12 @@ impl Gauge {
             Gauge::OutboxPending => "Notifications waiting to be delivered, by channel.",
             Gauge::OutboxDead => "Notifications given up on, by channel.",
             Gauge::Healthy => "1 while /healthz answers 200.",
+            Gauge::ApiBudgetRate => {
+                "The request rate an account may use in a region now: max_rps, less while DTS throttles."
+            }
+            Gauge::ApiBudgetUtilisation => {
+                "The share of an account's budget in a region its requests used over the last 10 s."
+            }
         }
     }
 
@@ -143,6 +174,7 @@ impl Gauge {
             Gauge::JobsWatched | Gauge::Healthy => &[],
             Gauge::Alerts => &["rule", "severity", "status"],
             Gauge::OutboxPending | Gauge::OutboxDead => &["channel"],
+            Gauge::ApiBudgetRate | Gauge::ApiBudgetUtilisation => &["account", "region"],
         }
     }
 }
@@ -199,6 +231,7 @@ impl Metrics {
             metrics.register(Counter::StoreErrors, &[kind]);
         }
         metrics.register(Counter::ApiBackoffSeconds, &[]);
+        metrics.register(Counter::SchedulerWakeups, &[]);
         metrics
     }
 

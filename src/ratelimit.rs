@@ -20,6 +20,28 @@ pub struct Limit {
     pub spacing: Duration,
 }
 
+impl Limit {
+    /// At most `rps` requests in any second as the receiver counts them,
+    /// evenly spaced; fractional rates included (0.5 → 1 per 2 s).
+    pub fn per_second(rps: f64) -> Self {
+        let rps = rps.clamp(0.001, 1_000_000.0);
+        let spacing = Duration::from_secs_f64(1.0 / rps);
+        if rps >= 1.0 {
+            Limit {
+                count: rps.floor() as u32,
+                per: Duration::from_secs(1) + ARRIVAL_MARGIN,
+                spacing,
+            }
+        } else {
+            Limit {
+                count: 1,
+                per: spacing,
+                spacing,
+            }
+        }
+    }
+}
+
 /// When the next event may happen, given the times of recent ones (oldest first).
 /// Pure: `log` holds at most `count` entries.
 pub fn next_slot(log: &VecDeque<Instant>, now: Instant, limit: Limit) -> Instant {
@@ -76,21 +98,7 @@ impl RateLimiter {
     /// At most `rps` requests in any second as the receiver counts them,
     /// evenly spaced; fractional rates included (0.5 → 1 per 2 s).
     pub fn per_second(rps: f64) -> Self {
-        let rps = rps.clamp(0.001, 1_000_000.0);
-        let spacing = Duration::from_secs_f64(1.0 / rps);
-        if rps >= 1.0 {
-            Self::with_limit(Limit {
-                count: rps.floor() as u32,
-                per: Duration::from_secs(1) + ARRIVAL_MARGIN,
-                spacing,
-            })
-        } else {
-            Self::with_limit(Limit {
-                count: 1,
-                per: spacing,
-                spacing,
-            })
-        }
+        Self::with_limit(Limit::per_second(rps))
     }
 
     /// Books the earliest slot and returns when it is; the caller sleeps until then.

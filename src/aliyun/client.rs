@@ -1,19 +1,24 @@
 //! One Alibaba Cloud account's RPC client: builds requests the way the
 //! official SDK sends them (POST, parameters in the query, empty body), signs
-//! each attempt fresh, waits for the account's rate limit, and retries what is
-//! worth retrying. Returns the raw success body; parsing belongs to `dts`.
+//! each attempt fresh, takes a slot from the account's budget in the call's
+//! region (`budget.rs`; every attempt, retries included, is one request to
+//! DTS), and retries what is worth retrying. Returns the raw success body;
+//! parsing belongs to `dts`.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 
+use super::budget::{Budget, Priority};
 use super::credentials::{CredentialsProvider, Environment};
 use super::endpoint;
 use super::error::{ApiError, ErrorClass, ErrorEnvelope, describe_transport_error};
 use super::signing::{self, V1Common, V3Common};
 use super::{clock, tolerant};
 use crate::config::{AccountConfig, PollConfig, SignatureVersion};
-use crate::ratelimit::RateLimiter;
+use crate::metrics::{Counter, Gauge, Metrics};
 
 /// Retry policy for one call.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +36,8 @@ pub struct ApiCall {
     pub version: &'static str,
     pub region: String,
     pub params: Vec<(String, String)>,
+    /// Where the call queues for the region's budget.
+    pub priority: Priority,
 }
 
 /// A successful answer and how hard it was to get.
@@ -61,21 +68,22 @@ pub struct AliyunClient {
     endpoint: Option<String>,
     signature: SignatureVersion,
     credentials: CredentialsProvider,
-    limiter: RateLimiter,
+    /// `max_rps` of each region's budget.
+    max_rps: f64,
+    budgets: std::sync::Mutex<HashMap<String, Arc<Budget>>>,
+    metrics: Option<Arc<Metrics>>,
     retry: RetryPolicy,
     timeout: Duration,
     /// The largest answer read (`poll.max_answer`).
     max_answer: usize,
-    /// Throttling is about the account, not the request: while DTS says
-    /// `Throttling.*`, every request of the account waits here.
+    /// Throttling is about the account in a region, not the request: a
+    /// throttled answer slows the region's budget down and pauses it.
     throttle: std::sync::Mutex<Throttle>,
 }
 
 /// The account's standing with DTS's flow control.
 #[derive(Debug, Default)]
 struct Throttle {
-    /// No request of the account leaves before this.
-    paused_until: Option<tokio::time::Instant>,
     /// Throttled answers in a row: the pause doubles with each.
     in_a_row: u32,
     /// Since when DTS has throttled the account without a success in between.
@@ -96,7 +104,9 @@ impl AliyunClient {
             account: account.name.clone(),
             endpoint: account.endpoint.clone(),
             signature: account.signature,
-            limiter: RateLimiter::per_second(account.max_rps),
+            max_rps: account.max_rps,
+            budgets: Default::default(),
+            metrics: None,
             retry: RetryPolicy {
                 attempts: poll.attempts,
                 base: poll.backoff,
@@ -108,6 +118,21 @@ impl AliyunClient {
         })
     }
 
+    /// Counts every request and shows each region's budget in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The account's budget in `region`, made on first use.
+    pub fn budget(&self, region: &str) -> Arc<Budget> {
+        let mut budgets = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
+        budgets
+            .entry(region.to_string())
+            .or_insert_with(|| Arc::new(Budget::new(self.max_rps)))
+            .clone()
+    }
+
     /// Since when DTS has been throttling this account, if it is.
     pub fn throttled_since(&self) -> Option<chrono::DateTime<Utc>> {
         self.throttle_state().since
@@ -117,11 +142,14 @@ impl AliyunClient {
         self.throttle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records an answer: a throttled one pauses the whole account.
-    fn note_answer(&self, throttled: bool, retry_after: Option<Duration>) {
+    /// Records an answer: a throttled one slows the region down and pauses it.
+    fn note_answer(&self, region: &str, throttled: bool, retry_after: Option<Duration>) {
+        let budget = self.budget(region);
         let mut state = self.throttle_state();
         if !throttled {
             *state = Throttle::default();
+            drop(state);
+            budget.answered(false, Duration::ZERO);
             return;
         }
         // `poll.backoff`, doubled for each throttled answer in a row, up to
@@ -134,22 +162,20 @@ impl AliyunClient {
             );
         state.in_a_row = state.in_a_row.saturating_add(1);
         state.since.get_or_insert_with(Utc::now);
-        let until = tokio::time::Instant::now() + pause;
-        if state.paused_until.is_none_or(|current| current < until) {
-            state.paused_until = Some(until);
-        }
+        drop(state);
+        budget.answered(true, pause);
     }
 
-    /// Waits while the account is paused for throttling (every request of it).
-    async fn wait_for_account(&self) {
-        loop {
-            let until = self.throttle_state().paused_until;
-            match until {
-                Some(until) if until > tokio::time::Instant::now() => {
-                    tokio::time::sleep_until(until).await
-                }
-                _ => return,
-            }
+    /// Takes a slot of the region's budget for one request, and counts it.
+    async fn take_slot(&self, call: &ApiCall) {
+        let budget = self.budget(&call.region);
+        budget.acquire(call.priority).await;
+        if let Some(metrics) = &self.metrics {
+            let labels = [self.account.as_str(), call.region.as_str(), call.action];
+            metrics.inc(Counter::ApiRequests, &labels);
+            let labels = [self.account.as_str(), call.region.as_str()];
+            metrics.set(Gauge::ApiBudgetRate, &labels, budget.rate());
+            metrics.set(Gauge::ApiBudgetUtilisation, &labels, budget.utilisation());
         }
     }
 
@@ -170,7 +196,7 @@ impl AliyunClient {
             let outcome = self.attempt(call).await;
             let (error, retry_after) = match outcome {
                 Ok((body, request_id)) => {
-                    self.note_answer(false, None);
+                    self.note_answer(&call.region, false, None);
                     return Ok(ApiResponse {
                         body,
                         request_id,
@@ -182,7 +208,7 @@ impl AliyunClient {
                 Err(e) => e,
             };
             let class = error.class();
-            self.note_answer(class == ErrorClass::Throttled, retry_after);
+            self.note_answer(&call.region, class == ErrorClass::Throttled, retry_after);
             let wait = if class.backs_off() && backoff_retries + 1 < self.retry.attempts {
                 backoff_retries += 1;
                 let jittered =
@@ -237,8 +263,7 @@ impl AliyunClient {
             .get()
             .await
             .map_err(|e| (ApiError::Credentials(e), None))?;
-        self.wait_for_account().await;
-        self.limiter.acquire().await;
+        self.take_slot(call).await;
         let base = endpoint::base_url(self.endpoint.as_deref(), &call.region);
         let nonce = uuid::Uuid::new_v4().to_string();
         let timestamp = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();

@@ -28,7 +28,7 @@ pub async fn context(
     let store = open_store(config).await?;
     let deliverer = Deliverer::new(store.clone(), config).map_err(anyhow::Error::msg)?;
     let ctx = PollContext {
-        clients: Clients::build(config, env)?,
+        clients: Clients::build(config, env, None)?,
         alerting: Alerting::from_config(config),
         recorder: Arc::new(Recorder::new(store)),
         metrics: Arc::new(Metrics::new()),

@@ -87,7 +87,42 @@ pub struct PollConfig {
     pub jitter: Duration,
     /// The largest DTS answer read; a larger one fails the poll.
     pub max_answer: usize,
+    /// Whether each account-region is swept (`DescribeDtsJobs`) and its
+    /// quiet jobs refreshed slowly, or every job fetched every tick.
+    pub mode: PollMode,
+    /// How often a quiet job's steps are fetched in adaptive mode.
+    pub refresh: Duration,
+    /// How often a finished job's steps are fetched in adaptive mode.
+    pub refresh_finished: Duration,
 }
+
+/// `poll.mode`: how jobs are polled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollMode {
+    /// Adaptive where fetching every job every tick would take more than
+    /// half of the account's budget in a region, per job elsewhere.
+    Auto,
+    /// `ListJobStep` for every job on every tick.
+    PerJob,
+    /// A `DescribeDtsJobs` sweep every tick, `ListJobStep` where it matters.
+    Adaptive,
+}
+
+impl PollMode {
+    /// Whether an account's `jobs` in a region polled every `period` are
+    /// swept: always, never, or (`auto`) when fetching each one every tick
+    /// would take more than half of the budget.
+    pub fn sweeps(self, jobs: usize, period: Duration, max_rps: f64) -> bool {
+        match self {
+            PollMode::Adaptive => true,
+            PollMode::PerJob => false,
+            PollMode::Auto => jobs as f64 / period.as_secs_f64().max(0.001) > max_rps / 2.0,
+        }
+    }
+}
+
+/// Jobs `DescribeDtsJobs` lists per page.
+pub const SWEEP_PAGE: usize = 30;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {

@@ -30,6 +30,9 @@ pub struct RawPoll {
     pub max_backoff: Option<Text>,
     pub jitter: Option<Text>,
     pub max_answer: Option<Text>,
+    pub mode: Option<Text>,
+    pub refresh: Option<Text>,
+    pub refresh_finished: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

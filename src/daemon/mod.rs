@@ -8,6 +8,7 @@
 //! period, and returns.
 
 mod discover;
+mod plan;
 mod prune;
 mod runtime;
 mod schedule;

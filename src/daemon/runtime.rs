@@ -32,7 +32,7 @@ pub(super) struct Runtime {
 
 impl Runtime {
     pub fn build(config: Config, shared: &Shared) -> anyhow::Result<Self> {
-        let clients = Clients::build(&config, &shared.env)?;
+        let clients = Clients::build(&config, &shared.env, Some(&shared.metrics))?;
         let deliverer = Deliverer::new(shared.store.clone(), &config)
             .map_err(anyhow::Error::msg)?
             .with_metrics(shared.metrics.clone());

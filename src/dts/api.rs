@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::model::{DescribeDtsJobsResponse, ListJobStepResponse};
 use super::snapshot::JobSnapshot;
-use crate::aliyun::{AliyunClient, ApiCall, ApiError, ApiFailure};
+use crate::aliyun::{AliyunClient, ApiCall, ApiError, ApiFailure, Priority};
 use crate::config::JobType;
 
 pub const VERSION: &str = "2020-01-01";
@@ -22,6 +22,8 @@ pub struct ListJobStepRequest<'a> {
     pub region: &'a str,
     pub zero_etl: Option<bool>,
     pub resource_group_id: Option<&'a str>,
+    /// Where the call queues for the account's budget in the region.
+    pub priority: Priority,
 }
 
 pub fn list_job_step_call(req: &ListJobStepRequest<'_>) -> ApiCall {
@@ -40,6 +42,7 @@ pub fn list_job_step_call(req: &ListJobStepRequest<'_>) -> ApiCall {
         version: VERSION,
         region: req.region.to_string(),
         params,
+        priority: req.priority,
     }
 }
 
@@ -118,10 +121,12 @@ pub fn describe_dts_jobs_call(
         version: VERSION,
         region: region.to_string(),
         params,
+        priority: Priority::Sweep,
     }
 }
 
-/// A job found by discovery.
+/// A job as `DescribeDtsJobs` lists it: what discovery filters on and
+/// what a sweep reads (status, delay, errors).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiscoveredJob {
     pub id: String,
@@ -130,6 +135,11 @@ pub struct DiscoveredJob {
     pub job_type: JobType,
     pub region: String,
     pub tags: BTreeMap<String, String>,
+    /// Incremental delay in milliseconds.
+    pub delay_ms: Option<i64>,
+    pub error_message: Option<String>,
+    /// `ErrorDetails` codes that are not success (`200`, `Success`).
+    pub error_codes: Vec<String>,
 }
 
 /// Every job of one type in one region, walking all pages.
@@ -176,12 +186,32 @@ pub async fn describe_all(
                     .into_iter()
                     .filter_map(|t| Some((t.tag_key?, t.tag_value.unwrap_or_default())))
                     .collect(),
+                delay_ms: job.delay.filter(|d| *d >= 0),
+                error_message: job.error_message.filter(|m| !m.trim().is_empty()),
+                error_codes: job
+                    .error_details
+                    .into_iter()
+                    .filter_map(|d| d.error_code)
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty() && c != "200" && !c.eq_ignore_ascii_case("success"))
+                    .collect(),
             });
         }
         let total = parsed.total_record_count.unwrap_or(0).max(0) as usize;
         if count == 0 || jobs.len() >= total || count < PAGE_SIZE as usize {
             break;
         }
+    }
+    Ok(jobs)
+}
+
+/// The whole fleet of an account in a region: every job type, every page.
+/// One failed call fails the sweep, so a partial list never reads as
+/// jobs gone quiet.
+pub async fn sweep(client: &AliyunClient, region: &str) -> Result<Vec<DiscoveredJob>, ApiFailure> {
+    let mut jobs = Vec::new();
+    for job_type in JobType::ALL {
+        jobs.extend(describe_all(client, region, job_type, None).await?);
     }
     Ok(jobs)
 }
@@ -197,6 +227,7 @@ mod tests {
             region: "cn-hangzhou",
             zero_etl: Some(true),
             resource_group_id: Some("rg-aek3dcgyq7p"),
+            priority: Priority::Poll,
         });
         assert_eq!(call.action, "ListJobStep");
         assert_eq!(call.version, "2020-01-01");

@@ -114,6 +114,21 @@ pub struct WireDtsJob {
     pub job_type: Option<String>,
     #[serde(default, deserialize_with = "lenient_list")]
     pub tag_list: Vec<WireTag>,
+    /// Incremental delay in milliseconds (`DescribeDtsJobs`'s unit).
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub delay: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub error_message: Option<String>,
+    #[serde(default, deserialize_with = "lenient_list")]
+    pub error_details: Vec<WireJobError>,
+}
+
+/// An `ErrorDetails` entry of a listed job: only the code is read.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WireJobError {
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub error_code: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

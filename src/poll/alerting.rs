@@ -199,6 +199,15 @@ impl Alerting {
         Ok(evaluation.notices)
     }
 
+    /// True when an alert of the job is pending or firing (as last committed).
+    pub fn has_open_alerts(&self, job_row: i64) -> bool {
+        locked(&self.states).get(&job_row).is_some_and(|states| {
+            states
+                .values()
+                .any(|s| s.status != crate::rules::Status::Inactive)
+        })
+    }
+
     /// Keeps the states `apply` computed if the transaction committed; otherwise
     /// forgets the job's cached states so the next poll reads them again.
     pub fn settle_states(&self, job_row: i64, committed: bool) {

@@ -21,7 +21,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tracing::Instrument as _;
 
-use crate::aliyun::{AliyunClient, ApiError, ApiFailure, Environment};
+use crate::aliyun::{AliyunClient, ApiError, ApiFailure, Environment, Priority};
+use crate::cadence::Facts;
 use crate::config::{Config, JobConfig};
 use crate::dts::api::{self, Fetched, ListJobStepRequest};
 use crate::metrics::{Counter, Gauge, Metrics};
@@ -37,11 +38,19 @@ pub use recorder::{Followup, PollReport, RecordOnly, Recorder};
 pub struct Clients(HashMap<String, Arc<AliyunClient>>);
 
 impl Clients {
-    pub fn build(config: &Config, env: &Environment) -> anyhow::Result<Self> {
+    /// A client per account, counting its requests in `metrics` when given.
+    pub fn build(
+        config: &Config,
+        env: &Environment,
+        metrics: Option<&Arc<Metrics>>,
+    ) -> anyhow::Result<Self> {
         let mut clients = HashMap::new();
         for account in &config.accounts {
-            let client = AliyunClient::new(account, &config.poll, env)
+            let mut client = AliyunClient::new(account, &config.poll, env)
                 .with_context(|| format!("account `{}`", account.name))?;
+            if let Some(metrics) = metrics {
+                client = client.with_metrics(metrics.clone());
+            }
             clients.insert(account.name.clone(), Arc::new(client));
         }
         Ok(Self(clients))
@@ -114,26 +123,32 @@ pub struct Polled {
 }
 
 /// The `ListJobStep` request for a configured job.
-pub fn request(job: &JobConfig) -> ListJobStepRequest<'_> {
+pub fn request(job: &JobConfig, priority: Priority) -> ListJobStepRequest<'_> {
     ListJobStepRequest {
         job_id: &job.id,
         region: &job.region,
         zero_etl: job.zero_etl,
         resource_group_id: job.resource_group_id.as_deref(),
+        priority,
     }
 }
 
-/// Fetches a job's steps (no recording): for tests and `render`.
-pub async fn fetch(client: &AliyunClient, job: &JobConfig) -> Result<Fetched, ApiFailure> {
-    api::list_job_step(client, &request(job)).await
-}
-
-/// Polls one job: fetch, count, record with the rules, wake delivery, log.
-pub async fn poll_one(ctx: &PollContext, job: &JobConfig, source: JobSource) -> Polled {
+/// Polls one job: fetch (queued at `priority` for its account's budget),
+/// count, record with the rules, wake delivery, log.
+pub async fn poll_one(
+    ctx: &PollContext,
+    job: &JobConfig,
+    source: JobSource,
+    priority: Priority,
+) -> Polled {
     let span = tracing::info_span!("poll", job = %job.id, account = %job.account);
     let started = Instant::now();
     let result = match ctx.clients.get(&job.account) {
-        Some(client) => fetch(client, job).instrument(span.clone()).await,
+        Some(client) => {
+            api::list_job_step(client, &request(job, priority))
+                .instrument(span.clone())
+                .await
+        }
         None => Err(ApiFailure {
             error: ApiError::Credentials(format!("no client for account `{}`", job.account)),
             attempts: 0,
@@ -170,6 +185,42 @@ pub async fn poll_one(ctx: &PollContext, job: &JobConfig, source: JobSource) -> 
         }
     }
     Polled { result, recorded }
+}
+
+/// What a finished poll says about how often the job needs fetching: open
+/// alerts, a failure (of the poll, or a step), a full load in progress.
+pub fn facts(ctx: &PollContext, polled: &Polled) -> Facts {
+    let alerting = polled
+        .recorded
+        .as_ref()
+        .is_ok_and(|report| ctx.alerting.has_open_alerts(report.job_row));
+    let Ok(fetched) = &polled.result else {
+        return Facts {
+            alerting,
+            failing: true,
+            moving: false,
+        };
+    };
+    let steps = || {
+        fetched
+            .snapshot
+            .steps
+            .iter()
+            .flat_map(|s| std::iter::once(s).chain(s.sub_steps.iter()))
+    };
+    Facts {
+        alerting,
+        failing: steps().any(|step| {
+            step.state == crate::state::State::Failed
+                || step.err_msg.is_some()
+                || step.failing_details().next().is_some()
+        }),
+        moving: steps().any(|step| {
+            step.state.is_active()
+                && step.latency_ms.is_none()
+                && step.progress.is_some_and(|p| p < 100)
+        }),
+    }
 }
 
 /// Metrics and health for one fetch.
@@ -231,7 +282,7 @@ pub async fn cycle(ctx: &Arc<PollContext>, jobs: &[Watched], concurrency: usize)
         tasks.push(tokio::spawn(async move {
             let _slot = slots.acquire_owned().await;
             // A poll's future is a few kilobytes: build it only once a slot is free.
-            Box::pin(poll_one(&ctx, &watched.job, watched.source)).await
+            Box::pin(poll_one(&ctx, &watched.job, watched.source, Priority::Poll)).await
         }));
     }
     let mut polled = Vec::with_capacity(tasks.len());

@@ -165,7 +165,8 @@ impl Recorder {
         Ok(report)
     }
 
-    /// Forgets what is cached about a job (after it is retired, or to force a reload).
+    /// Forgets what is cached about a job: after it is retired, or while it
+    /// is quiet (its next poll reads the baseline back from the store).
     pub async fn forget(&self, job_id: &str) {
         self.memory.lock().await.remove(job_id);
     }

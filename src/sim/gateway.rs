@@ -12,12 +12,13 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::actions::{describe_dts_jobs, list_job_step, over_quota};
 use super::auth::{self, SimError};
-use super::scenario::{self, Fault, Frame, SimJob, SimStep};
+use super::scenario::{self, Fault, SimStep};
 use super::{RequestRecord, SimState, lock};
 use crate::aliyun::signing;
 
-fn error_body(state: &mut SimState, error: &SimError) -> Response {
+pub(super) fn error_body(state: &mut SimState, error: &SimError) -> Response {
     let request_id = state.request_id();
     let body = json!({
         "RequestId": request_id,
@@ -36,7 +37,7 @@ fn error_body(state: &mut SimState, error: &SimError) -> Response {
 
 /// A JSON answer with the gateway's headers; `Date` is the simulator's
 /// (possibly skewed) clock, as DTS sends its own.
-fn json_response(
+pub(super) fn json_response(
     status: StatusCode,
     body: &Value,
     request_id: &str,
@@ -89,13 +90,13 @@ fn to_xml(name: &str, value: &Value, out: &mut String) {
 }
 
 /// Who signed a request and how.
-struct Caller {
-    access_key_id: String,
-    token: Option<String>,
-    signature: &'static str,
-    action: String,
-    params: Vec<(String, String)>,
-    wants_json: bool,
+pub(super) struct Caller {
+    pub(super) access_key_id: String,
+    pub(super) token: Option<String>,
+    pub(super) signature: &'static str,
+    pub(super) action: String,
+    pub(super) params: Vec<(String, String)>,
+    pub(super) wants_json: bool,
 }
 
 fn authenticate(
@@ -249,7 +250,7 @@ fn authenticate(
     Ok(caller)
 }
 
-fn record(state: &mut SimState, caller: Option<&Caller>, outcome: &str) {
+pub(super) fn record(state: &mut SimState, caller: Option<&Caller>, outcome: &str) {
     if state.requests.len() >= 200_000 {
         state.requests.drain(..100_000);
     }
@@ -271,7 +272,7 @@ fn record(state: &mut SimState, caller: Option<&Caller>, outcome: &str) {
 }
 
 /// What to answer, decided under the lock and sent after it (a slow answer sleeps unlocked).
-enum Answer {
+pub(super) enum Answer {
     Now(Response),
     After(Duration, Response),
 }
@@ -334,18 +335,36 @@ fn answer(
             return Answer::Now(error_body(sim, &error));
         }
     };
+    if over_quota(sim, &caller) {
+        let error = SimError::new(
+            400,
+            "Throttling.User",
+            "Request was denied due to user flow control.",
+        );
+        record(sim, Some(&caller), &error.code);
+        return Answer::Now(error_body(sim, &error));
+    }
     let job_id = caller
         .params
         .iter()
         .find(|(k, _)| k == "DtsJobId")
         .map(|(_, v)| v.clone());
-    // Injected faults for this request, if any.
-    let fault_index = sim.faults.iter().position(|(job, _)| {
-        job.is_none() || (job.is_some() && job.as_deref() == job_id.as_deref())
-    });
-    let injected = fault_index
-        .and_then(|i| sim.faults.remove(i))
-        .map(|(_, f)| f);
+    // Injected faults for this request, if any: for its action first, then for its job.
+    let by_action = sim
+        .action_faults
+        .iter()
+        .position(|(action, _)| *action == caller.action);
+    let injected = match by_action.and_then(|i| sim.action_faults.remove(i)) {
+        Some((_, fault)) => Some(fault),
+        None => {
+            let fault_index = sim.faults.iter().position(|(job, _)| {
+                job.is_none() || (job.is_some() && job.as_deref() == job_id.as_deref())
+            });
+            fault_index
+                .and_then(|i| sim.faults.remove(i))
+                .map(|(_, f)| f)
+        }
+    };
     match caller.action.as_str() {
         "ListJobStep" => list_job_step(sim, &caller, job_id, injected),
         "DescribeDtsJobs" => match injected {
@@ -364,7 +383,7 @@ fn answer(
     }
 }
 
-fn success(sim: &mut SimState, caller: &Caller, body: Value) -> Response {
+pub(super) fn success(sim: &mut SimState, caller: &Caller, body: Value) -> Response {
     record(sim, Some(caller), "Success");
     let request_id = body["RequestId"].as_str().unwrap_or_default().to_string();
     if caller.wants_json {
@@ -381,7 +400,7 @@ fn success(sim: &mut SimState, caller: &Caller, body: Value) -> Response {
     }
 }
 
-fn fault_answer(
+pub(super) fn fault_answer(
     sim: &mut SimState,
     caller: &Caller,
     fault: &Fault,
@@ -447,141 +466,4 @@ fn fault_answer(
     };
     record(sim, Some(caller), &error.code);
     Answer::Now(error_body(sim, &error))
-}
-
-fn list_job_step(
-    sim: &mut SimState,
-    caller: &Caller,
-    job_id: Option<String>,
-    injected: Option<Fault>,
-) -> Answer {
-    let Some(job_id) = job_id else {
-        let error = SimError::new(
-            400,
-            "MissingDtsJobId",
-            "The input parameter \"DtsJobId\" that is mandatory for processing this request is not supplied.",
-        );
-        record(sim, Some(caller), &error.code);
-        return Answer::Now(error_body(sim, &error));
-    };
-    if let Some(fault) = injected {
-        return fault_answer(sim, caller, &fault, None);
-    }
-    let Some(job) = sim.jobs.get_mut(&job_id) else {
-        let request_id = sim.request_id();
-        record(sim, Some(caller), "InvalidJobId");
-        let body = json!({
-            "Success": false,
-            "HttpStatusCode": 404,
-            "Code": "InvalidJobId",
-            "ErrCode": "InvalidJobId",
-            "ErrMessage": "The specified DTS job %s does not exist.",
-            "DynamicMessage": job_id,
-            "RequestId": request_id,
-        });
-        return Answer::Now(json_response(StatusCode::OK, &body, &request_id, sim.now()));
-    };
-    let frame = job.next_frame();
-    let request_id = sim.request_id();
-    let now = sim.now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    match frame {
-        Frame::Steps(steps) => {
-            let body = scenario::render_list_job_step(&steps, &request_id, &now);
-            Answer::Now(success(sim, caller, body))
-        }
-        Frame::Body(text) => {
-            record(sim, Some(caller), "Success");
-            Answer::Now(
-                (
-                    StatusCode::OK,
-                    [(header::CONTENT_TYPE, "application/json;charset=utf-8")],
-                    text,
-                )
-                    .into_response(),
-            )
-        }
-        Frame::Fault(fault) => {
-            let steps = match &fault {
-                Fault::Slow(_) => last_steps(sim.jobs.get(&job_id)),
-                _ => None,
-            };
-            fault_answer(sim, caller, &fault, steps)
-        }
-    }
-}
-
-/// The steps a job served most recently, for a slow answer that still carries data.
-fn last_steps(job: Option<&SimJob>) -> Option<Vec<SimStep>> {
-    let job = job?;
-    match &job.script {
-        scenario::Script::Frames(frames) => {
-            frames
-                .iter()
-                .take(job.polls as usize)
-                .rev()
-                .find_map(|f| match f {
-                    Frame::Steps(s) => Some(s.clone()),
-                    _ => None,
-                })
-        }
-        scenario::Script::Generated { .. } => None,
-    }
-}
-
-fn describe_dts_jobs(sim: &mut SimState, caller: &Caller) -> Answer {
-    let get = |k: &str| {
-        caller
-            .params
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-    };
-    let region = get("Region")
-        .or_else(|| get("RegionId"))
-        .unwrap_or_else(|| "cn-hangzhou".into());
-    // The API lists migration jobs unless asked for another type.
-    let job_type = get("JobType")
-        .unwrap_or_else(|| "MIGRATION".into())
-        .to_ascii_uppercase();
-    let page_size: usize = get("PageSize").and_then(|p| p.parse().ok()).unwrap_or(30);
-    if ![30, 50, 100].contains(&page_size) {
-        let error = SimError::new(400, "InvalidParameter", "PageSize must be 30, 50 or 100.");
-        record(sim, Some(caller), &error.code);
-        return Answer::Now(error_body(sim, &error));
-    }
-    let page: usize = get("PageNumber")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(1)
-        .max(1);
-    let matching: Vec<&SimJob> = sim
-        .jobs
-        .values()
-        .filter(|j| j.region == region && j.job_type.eq_ignore_ascii_case(&job_type))
-        .collect();
-    let total = matching.len();
-    let list: Vec<Value> = matching
-        .iter()
-        .skip((page - 1) * page_size)
-        .take(page_size)
-        .map(|j| {
-            json!({
-                "DtsJobId": j.id,
-                "DtsJobName": j.name.clone().unwrap_or_default(),
-                "Status": j.status,
-                "DtsJobDirection": "Forward",
-                "TagList": j.tags.iter().map(|(k, v)| json!({"TagKey": k, "TagValue": v})).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    let request_id = sim.request_id();
-    let body = json!({
-        "Success": true,
-        "HttpStatusCode": 200,
-        "RequestId": request_id,
-        "TotalRecordCount": total,
-        "PageNumber": page,
-        "PageRecordCount": list.len(),
-        "DtsJobList": list,
-    });
-    Answer::Now(success(sim, caller, body))
 }

@@ -4,8 +4,10 @@
 //! Alibaba's real error codes, and injects faults on demand. An ECS metadata
 //! service (`metadata`) hands out STS credentials the simulator accepts.
 
+mod actions;
 pub mod auth;
 mod gateway;
+mod job;
 pub mod metadata;
 pub mod scenario;
 
@@ -55,12 +57,18 @@ struct SimState {
     jobs: BTreeMap<String, SimJob>,
     /// Faults for the next requests: (only this job, fault).
     faults: VecDeque<(Option<String>, Fault)>,
+    /// Faults for the next requests of one action (`DescribeDtsJobs`), before any other.
+    action_faults: VecDeque<(String, Fault)>,
     requests: Vec<RequestRecord>,
     sequence: u64,
     /// Added to the real clock, to test skew.
     clock_offset: chrono::Duration,
     /// While true, every API request gets HTTP 503 from the "gateway".
     offline: bool,
+    /// Requests per second each account may make in a region (`None`: no limit).
+    quota: Option<f64>,
+    /// When each account's recent requests arrived, by (AccessKeyId, region).
+    arrivals: HashMap<(String, String), VecDeque<std::time::Instant>>,
 }
 
 impl SimState {
@@ -148,6 +156,9 @@ pub struct SimOptions {
     /// (AccessKeyId, secret) pairs accepted without a token.
     pub accounts: Vec<(String, String)>,
     pub jobs: Vec<SimJob>,
+    /// DTS's flow control: requests per second per account and region
+    /// beyond which it answers `Throttling.User` (`None`: unlimited).
+    pub quota: Option<f64>,
 }
 
 impl Default for SimOptions {
@@ -159,6 +170,7 @@ impl Default for SimOptions {
                 DEMO_ACCESS_KEY_SECRET.to_string(),
             )],
             jobs: Vec::new(),
+            quota: None,
         }
     }
 }
@@ -189,6 +201,7 @@ impl Simulator {
                 .into_iter()
                 .map(|j| (j.id.clone(), j))
                 .collect(),
+            quota: options.quota,
             ..SimState::default()
         };
         let state = Arc::new(Mutex::new(state));
@@ -275,9 +288,21 @@ impl Simulator {
         }
     }
 
+    /// Injects a fault into the next `times` requests of `action`.
+    pub fn inject_action(&self, action: &str, fault: Fault, times: u32) {
+        let mut state = lock(&self.state);
+        for _ in 0..times {
+            state
+                .action_faults
+                .push_back((action.to_string(), fault.clone()));
+        }
+    }
+
     /// Drops every injected fault not yet used.
     pub fn clear_faults(&self) {
-        lock(&self.state).faults.clear();
+        let mut state = lock(&self.state);
+        state.faults.clear();
+        state.action_faults.clear();
     }
 
     /// While offline, every request gets a 503 from the gateway.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+pub use super::job::{JobSummary, Script, SimJob};
 use crate::config::parse_duration;
 
 /// The built-in demo scenario: a migration's whole lifecycle plus a job that
@@ -168,144 +169,6 @@ pub enum Frame {
     Steps(Vec<SimStep>),
     Body(String),
     Fault(Fault),
-}
-
-/// A job ready to serve: frames expanded, one per poll.
-#[derive(Debug, Clone)]
-pub struct SimJob {
-    pub id: String,
-    pub name: Option<String>,
-    pub region: String,
-    pub job_type: String,
-    pub status: String,
-    pub tags: BTreeMap<String, String>,
-    pub after_end: AfterEnd,
-    pub script: Script,
-    /// Polls answered so far.
-    pub polls: u64,
-}
-
-#[derive(Debug, Clone)]
-pub enum Script {
-    Frames(Vec<Frame>),
-    /// Generated steps for the benchmark; latency changes every poll when `moving`.
-    Generated {
-        moving: bool,
-        steps: usize,
-        sub_steps: usize,
-    },
-}
-
-impl SimJob {
-    /// A job that always answers the same steps.
-    pub fn fixed(id: &str, region: &str, steps: Vec<SimStep>) -> Self {
-        SimJob {
-            id: id.to_string(),
-            name: Some(format!("{id} (fixed)")),
-            region: region.to_string(),
-            job_type: "MIGRATION".into(),
-            status: "Migrating".into(),
-            tags: BTreeMap::new(),
-            after_end: AfterEnd::RepeatLast,
-            script: Script::Frames(vec![Frame::Steps(steps)]),
-            polls: 0,
-        }
-    }
-
-    /// A benchmark job: `steps` steps of `sub_steps` sub-steps, latency changing every poll.
-    pub fn generated(id: &str, region: &str, steps: usize, sub_steps: usize) -> Self {
-        Self::generated_with(id, region, steps, sub_steps, true)
-    }
-
-    /// Like [`SimJob::generated`]; with `moving = false` every poll answers the same.
-    pub fn generated_with(
-        id: &str,
-        region: &str,
-        steps: usize,
-        sub_steps: usize,
-        moving: bool,
-    ) -> Self {
-        SimJob {
-            id: id.to_string(),
-            name: Some(format!("bench {id}")),
-            region: region.to_string(),
-            job_type: "SYNC".into(),
-            status: "Synchronizing".into(),
-            tags: BTreeMap::new(),
-            after_end: AfterEnd::RepeatLast,
-            script: Script::Generated {
-                steps,
-                sub_steps,
-                moving,
-            },
-            polls: 0,
-        }
-    }
-
-    /// Number of scripted polls before the job repeats or loops.
-    pub fn scripted_polls(&self) -> usize {
-        match &self.script {
-            Script::Frames(frames) => frames.len(),
-            Script::Generated { .. } => 0,
-        }
-    }
-
-    /// The frame for the next poll, advancing the job.
-    pub fn next_frame(&mut self) -> Frame {
-        let index = self.polls;
-        self.polls += 1;
-        match &self.script {
-            Script::Frames(frames) if frames.is_empty() => Frame::Steps(Vec::new()),
-            Script::Frames(frames) => {
-                let n = frames.len() as u64;
-                let i = match self.after_end {
-                    AfterEnd::RepeatLast => index.min(n - 1),
-                    AfterEnd::Loop => index % n,
-                };
-                frames[i as usize].clone()
-            }
-            Script::Generated {
-                steps,
-                sub_steps,
-                moving,
-            } => Frame::Steps(generated_steps(
-                *steps,
-                *sub_steps,
-                if *moving { index } else { 0 },
-            )),
-        }
-    }
-}
-
-fn generated_steps(steps: usize, sub_steps: usize, poll: u64) -> Vec<SimStep> {
-    (0..steps)
-        .map(|s| SimStep {
-            id: Some(format!("step{s:02}")),
-            name: format!("阶段{s}"),
-            code: Some(format!("{:02}", s + 1)),
-            serial: Some(s as i64 + 1),
-            state: if s + 1 == steps {
-                "Running".into()
-            } else {
-                "Finished".into()
-            },
-            progress: if s + 1 == steps { 50 } else { 100 },
-            latency_ms: Some(((poll * 7919 + s as u64 * 104_729) % 90_000) as i64),
-            sub: (0..sub_steps)
-                .map(|u| SimStep {
-                    id: Some(format!("step{s:02}_{u:04}")),
-                    name: format!("shard{u}"),
-                    code: Some(format!("{:02}", s + 1)),
-                    serial: Some(u as i64 + 1),
-                    state: "Running".into(),
-                    progress: 50,
-                    latency_ms: Some(((poll * 6151 + u as u64 * 15_485_863) % 90_000) as i64),
-                    ..SimStep::default()
-                })
-                .collect(),
-            ..SimStep::default()
-        })
-        .collect()
 }
 
 /// Reads a scenario file (TOML) into jobs ready to serve.
@@ -530,8 +393,8 @@ mod tests {
         let (_, mut jobs) = load(text).unwrap();
         let job = &mut jobs[0];
         assert_eq!(job.scripted_polls(), 4);
-        let _ = job.next_frame();
-        match job.next_frame() {
+        let _ = job.next_frame(chrono::Utc::now());
+        match job.next_frame(chrono::Utc::now()) {
             Frame::Steps(steps) => {
                 assert_eq!(steps[0].progress, 40);
                 assert_eq!(steps[0].sub[0].state, "Failed");
@@ -539,10 +402,16 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        let _ = job.next_frame();
-        assert!(matches!(job.next_frame(), Frame::Fault(Fault::Throttling)));
+        let _ = job.next_frame(chrono::Utc::now());
+        assert!(matches!(
+            job.next_frame(chrono::Utc::now()),
+            Frame::Fault(Fault::Throttling)
+        ));
         assert!(
-            matches!(job.next_frame(), Frame::Fault(Fault::Throttling)),
+            matches!(
+                job.next_frame(chrono::Utc::now()),
+                Frame::Fault(Fault::Throttling)
+            ),
             "repeats the last frame"
         );
     }

@@ -125,7 +125,7 @@ fn warnings_are_printed_and_the_config_still_passes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dtswatch.toml");
     let mut text = String::from(
-        "[[accounts]]\nname = \"a\"\naccess_key_id = \"x\"\naccess_key_secret = \"y\"\nmax_rps = 30\n\n[poll]\nschedule = \"@every 1s\"\n",
+        "[[accounts]]\nname = \"a\"\naccess_key_id = \"x\"\naccess_key_secret = \"y\"\nmax_rps = 30\n\n[poll]\nschedule = \"@every 1s\"\nmode = \"per_job\"\n",
     );
     for i in 0..25 {
         text.push_str(&format!(

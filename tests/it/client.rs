@@ -19,6 +19,7 @@ fn request() -> ListJobStepRequest<'static> {
         region: "cn-hangzhou",
         zero_etl: None,
         resource_group_id: None,
+        priority: dtswatch::aliyun::Priority::Poll,
     }
 }
 

@@ -240,11 +240,12 @@ impl TestApp {
             .await
             .expect("store opens");
         let deliverer = Deliverer::new(store.clone(), &config).expect("channels build");
+        let metrics = Arc::new(Metrics::new());
         let ctx = PollContext {
-            clients: Clients::build(&config, env).expect("clients build"),
+            clients: Clients::build(&config, env, Some(&metrics)).expect("clients build"),
             alerting: Alerting::from_config(&config),
             recorder: Arc::new(Recorder::new(store.clone())),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             health: Arc::new(Health::new(config.server.unhealthy_after, Utc::now())),
             delivery: deliverer.waker(),
             clock: Clock::manual(Utc::now()),
@@ -286,7 +287,13 @@ impl TestApp {
     /// Polls job `id` through `poll_one` at `at`; panics if the poll could not be recorded.
     pub async fn poll_at(&self, id: &str, at: DateTime<Utc>) -> (Polled, PollReport) {
         self.ctx.clock.set(at);
-        let mut polled = poll::poll_one(&self.ctx, &self.job(id), JobSource::Config).await;
+        let mut polled = poll::poll_one(
+            &self.ctx,
+            &self.job(id),
+            JobSource::Config,
+            dtswatch::aliyun::Priority::Poll,
+        )
+        .await;
         let report = std::mem::replace(
             &mut polled.recorded,
             Err(dtswatch::store::StoreError::Corrupt("taken".into())),

@@ -8,6 +8,7 @@ mod client;
 mod daemon;
 mod delivery;
 mod faults;
+mod fleet;
 mod helpers;
 mod hostile;
 mod install;

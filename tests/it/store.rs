@@ -63,7 +63,7 @@ fn fetched(snapshot: JobSnapshot) -> Result<Fetched, ApiFailure> {
 
 /// The snapshot a simulator job serves at its next poll, without HTTP.
 fn next_snapshot(job: &mut SimJob) -> JobSnapshot {
-    match job.next_frame() {
+    match job.next_frame(chrono::Utc::now()) {
         Frame::Steps(steps) => {
             let body = scenario::render_list_job_step(&steps, "R", "2026-11-30T00:00:00Z");
             JobSnapshot::from_response(

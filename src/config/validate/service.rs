@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::super::raw::{RawDelivery, RawPoll, RawServer, RawStorage};
-use super::super::{CronSchedule, DeliveryConfig, PollConfig, ServerConfig, StorageConfig};
+use super::super::{
+    CronSchedule, DeliveryConfig, PollConfig, PollMode, ServerConfig, StorageConfig,
+};
 use super::errors::Errors;
 
 pub(super) fn build_storage(raw: &RawStorage, errors: &mut Errors) -> StorageConfig {
@@ -69,6 +71,24 @@ pub(super) fn build_poll(raw: &RawPoll, zone: chrono_tz::Tz, errors: &mut Errors
         max_backoff,
         jitter: errors.duration(&raw.jitter, Duration::from_secs(1), "poll.jitter"),
         max_answer: errors.size(&raw.max_answer, 8_000_000, "poll.max_answer"),
+        mode: match raw.mode.as_ref().map(|m| (m, m.get_ref().as_str())) {
+            None | Some((_, "auto")) => PollMode::Auto,
+            Some((_, "per_job")) => PollMode::PerJob,
+            Some((_, "adaptive")) => PollMode::Adaptive,
+            Some((text, other)) => {
+                errors.at(
+                    text.span(),
+                    format!("poll.mode `{other}` is not auto, per_job or adaptive"),
+                );
+                PollMode::Auto
+            }
+        },
+        refresh: errors.positive_duration(&raw.refresh, Duration::from_secs(600), "poll.refresh"),
+        refresh_finished: errors.positive_duration(
+            &raw.refresh_finished,
+            Duration::from_secs(3600),
+            "poll.refresh_finished",
+        ),
     }
 }
 
