@@ -3,185 +3,78 @@
 //! process against the DTS simulator in this process (so the simulator's
 //! work is not counted), and everything is read from outside: the daemon's
 //! own CPU (`wait4` rusage when it exits, start-up included, and
-//! `/proc/PID/stat` over the steady cycles), its peak RSS (`VmHWM`), what it
-//! counted in `/metrics`, and the database it wrote (compacted copies taken
-//! with `VACUUM INTO` while it runs).
+//! `/proc/PID/stat` over the measured window), its peak RSS (`VmHWM`), what
+//! it counted in `/metrics`, the requests the simulator answered (and the
+//! ones its quota refused), and the database it wrote (compacted copies
+//! taken with `VACUUM INTO` while it runs).
 //!
-//! Part 1 — throughput. N jobs of 8 steps × 4 sub-steps on `@every P`
-//! (latency moving every poll, then again with every answer unchanged).
-//! Part 2 — alert latency. 500 jobs each fail once; a DingTalk receiver in
-//! this process notes when each alert arrives; p50/p99 from the simulator
-//! answering the failing poll to the receiver getting the message.
+//! Every job has 8 steps × 4 sub-steps with latency moving all the time.
+//! Runs:
+//! 1. 1,000 jobs as users run them (`poll.mode = "auto"`, `max_rps = 20`):
+//!    swept, quiet jobs refreshed slowly; 20 jobs fail during the window
+//!    and each failure is timed from the instant DTS shows it to the
+//!    DingTalk receiver in this process.
+//! 2. 1,000 jobs with `mode = "per_job"` (one `ListJobStep` per job per
+//!    tick, no budget): the cost of one poll; then every answer unchanged
+//!    (bytes an unchanged poll adds).
+//! 3. 10,000 jobs in one account-region with a budget of 10 requests/s and
+//!    a simulator quota of 10/s: swept, 20 failures timed the same way.
 //!
-//! Options (after `--`): `--jobs N` (1000), `--cycles N` (10), `--period S`
-//! (seconds between a job's polls, default 3), `--failures N` (500, 0 skips
-//! part 2).
+//! Options (after `--`): `--jobs N` (1000), `--large N` (10000; 0 skips run
+//! 3), `--period S` (3), `--window S` (30), `--failures N` (20),
+//! `--skip-small` (run 3 only).
+
+#[path = "poll_cycle/daemon.rs"]
+mod daemon;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dtswatch::sim::{Frame, SimJob, SimOptions, SimStep, Simulator};
-use dtswatch::store::{Store, polls};
+use chrono::{DateTime, Utc};
+use daemon::{Daemon, free_addr, measure_db};
+use dtswatch::sim::scenario::Script;
+use dtswatch::sim::{SimJob, SimOptions, SimStep, Simulator};
 
 struct Args {
     jobs: usize,
-    cycles: u64,
+    large: usize,
     period: u64,
+    window: u64,
     failures: usize,
+    /// Only the large fleet (while tuning it).
+    skip_small: bool,
 }
 
 fn args() -> Args {
     let mut args = Args {
         jobs: 1000,
-        cycles: 10,
+        large: 10_000,
         period: 3,
-        failures: 500,
+        window: 30,
+        failures: 20,
+        skip_small: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         match a.as_str() {
             "--jobs" => args.jobs = value() as usize,
-            "--cycles" => args.cycles = value(),
+            "--large" => args.large = value() as usize,
             "--period" => args.period = value().max(1),
+            "--window" => args.window = value().max(1),
             "--failures" => args.failures = value() as usize,
+            "--skip-small" => args.skip_small = true,
             _ => {}
         }
     }
     args
 }
 
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-}
-
-/// `dtswatch run` as a child process; killed if dropped while running.
-struct Daemon {
-    child: Child,
-    metrics: SocketAddr,
-}
-
-/// What the kernel says about the daemon once it exited.
-struct Exited {
-    cpu: Duration,
-}
-
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).max(1) as f64
-}
-
-impl Daemon {
-    fn start(config: &Path, metrics: SocketAddr) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_dtswatch"))
-            .args(["run", "-c"])
-            .arg(config)
-            .env("DTSWATCH_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the dtswatch binary runs");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(metrics).is_err() {
-            assert!(Instant::now() < deadline, "the daemon did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, metrics }
-    }
-
-    /// User + system CPU so far, from `/proc/PID/stat` (clock-tick resolution).
-    fn cpu(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // utime and stime are fields 14 and 15, i.e. 11 and 12 after the name.
-        Duration::from_secs_f64((ticks(11) + ticks(12)) / clock_ticks())
-    }
-
-    /// Peak resident set size, from `/proc/PID/status`.
-    fn peak_rss(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|status| {
-                status
-                    .lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|kb| kb.parse::<u64>().ok())
-            })
-            .unwrap_or(0)
-            * 1024
-    }
-
-    /// A counter or gauge from `/metrics`, summed over the series whose text contains `filter`.
-    async fn metric(&self, name: &str, filter: &str) -> f64 {
-        let text = reqwest::get(format!("http://{}/metrics", self.metrics))
-            .await
-            .and_then(|r| r.error_for_status())
-            .expect("the daemon serves /metrics")
-            .text()
-            .await
-            .unwrap_or_default();
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter(|l| l.split(['{', ' ']).next() == Some(name) && l.contains(filter))
-            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-            .sum()
-    }
-
-    /// SIGTERM, then the kernel's account of the whole run.
-    fn stop(mut self) -> Exited {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: plain syscalls on our own child; `usage` is written by wait4.
-        let usage = unsafe {
-            libc::kill(pid, libc::SIGTERM);
-            let mut status = 0;
-            let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-            libc::wait4(pid, &mut status, 0, usage.as_mut_ptr());
-            usage.assume_init()
-        };
-        let tv = |t: libc::timeval| {
-            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-        };
-        // Reaped already: nothing left for Drop to kill.
-        let _ = self.child.try_wait();
-        std::mem::forget(self);
-        Exited {
-            cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 const ACCOUNT: &str = "[[accounts]]\nname = \"bench\"\naccess_key_id = \"dtswatch-demo\"\naccess_key_secret = \"dtswatch-demo-secret\"\n";
 
 const RULES: &str = r#"
-[channels.oncall]
-type = "webhook"
-url = "http://127.0.0.1:9/unused"
-
 [[rules]]
 name = "step failed"
 kind = "failed"
@@ -212,109 +105,73 @@ to = ["Finished"]
 channels = ["oncall"]
 "#;
 
-fn write_config(dir: &Path, text: &str) -> PathBuf {
-    let path = dir.join("bench.toml");
-    std::fs::write(&path, text).expect("config written");
-    path
+/// One measured run.
+struct Run {
+    label: &'static str,
+    jobs: usize,
+    mode: &'static str,
+    period: u64,
+    max_rps: f64,
+    /// The simulator's quota per account and region.
+    quota: Option<f64>,
+    moving: bool,
+    /// `poll.refresh`: what the budget left after sweeps can afford.
+    refresh: &'static str,
+    window: u64,
+    failures: usize,
 }
 
-fn jobs_toml(prefix: &str, count: usize) -> String {
-    (0..count)
-        .map(|i| format!("[[jobs]]\nid = \"{prefix}{i:04}\"\nregion = \"cn-hangzhou\"\n\n"))
-        .collect()
-}
-
-struct Throughput {
+#[derive(Default)]
+struct Figures {
     cpu_total: Duration,
-    polls_total: f64,
-    cpu_steady: Duration,
-    polls_steady: f64,
+    /// Periods from the daemon's start to its stop.
+    periods_total: f64,
+    cpu_window: Duration,
+    periods_window: f64,
+    polls_window: f64,
+    requests_window: f64,
+    throttled_window: usize,
+    wakeups_window: f64,
     peak_rss: u64,
     bytes_per_poll: f64,
-    wall: Duration,
+    latencies: Vec<Duration>,
+    missed: usize,
 }
 
-/// A compacted copy of the daemon's database and the polls it holds.
-async fn measure_db(db: &Path, copy: &Path) -> (u64, i64) {
-    let store = Store::open(db).await.expect("the daemon's database opens");
-    let _ = std::fs::remove_file(copy);
-    store.copy_to(copy).await.expect("VACUUM INTO");
-    store.close().await;
-    let copied = Store::open(copy).await.expect("the copy opens");
-    let mut conn = copied.pool().acquire().await.expect("a connection");
-    let polls = polls::count(&mut conn).await.expect("polls counted");
-    drop(conn);
-    copied.close().await;
-    (std::fs::metadata(copy).map(|m| m.len()).unwrap_or(0), polls)
+fn replicating(latency_ms: i64) -> SimStep {
+    SimStep {
+        id: Some("st04incr".into()),
+        name: "增量同步".into(),
+        code: Some("04".into()),
+        serial: Some(4),
+        state: "Running".into(),
+        latency_ms: Some(latency_ms),
+        ..Default::default()
+    }
 }
 
-async fn throughput(args: &Args, moving: bool) -> Throughput {
-    let jobs: Vec<SimJob> = (0..args.jobs)
-        .map(|i| SimJob::generated_with(&format!("bench{i:04}"), "cn-hangzhou", 8, 4, moving))
-        .collect();
-    let sim = Simulator::start(SimOptions {
-        jobs,
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulator");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("bench.db");
-    let metrics = free_addr();
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "[storage]\npath = \"{}\"\n\n[poll]\nschedule = \"@every {}s\"\njitter = \"{}s\"\nconcurrency = 32\nmax_rps = 1000000\ntimeout = \"30s\"\n\n[server]\nlisten = \"{metrics}\"\n\n{ACCOUNT}endpoint = \"{}\"\n\n{RULES}\n{}",
-            db.display(),
-            args.period,
-            args.period / 2,
-            sim.endpoint(),
-            jobs_toml("bench", args.jobs)
+/// A job that replicates quietly, then fails at `at`.
+fn failing_job(id: &str, at: DateTime<Utc>) -> SimJob {
+    let mut job = SimJob::generated(id, "cn-hangzhou", 8, 4);
+    let failed = SimStep {
+        state: "Failed".into(),
+        latency_ms: None,
+        err: Some("DTS-31009 binlog reader: connection reset by peer".into()),
+        error_code: Some("DTS-31009".into()),
+        ..replicating(0)
+    };
+    job.script = Script::Timed(vec![
+        (
+            Utc::now() - chrono::Duration::hours(1),
+            vec![replicating(1_200)],
         ),
-    );
-    let daemon = Daemon::start(&config, metrics);
-    let jobs = args.jobs as f64;
-    // Warm-up: every job polled once (connections, first snapshots).
-    while daemon
-        .metric("dtswatch_polls_total", "outcome=\"ok\"")
-        .await
-        < jobs
-    {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let (warm_bytes, warm_polls) = measure_db(&db, &dir.path().join("warm.db")).await;
-    let (cpu_before, polls_before) = (
-        daemon.cpu(),
-        daemon.metric("dtswatch_polls_total", "").await,
-    );
-    let target = polls_before + jobs * args.cycles as f64;
-    let window = Instant::now();
-    while daemon.metric("dtswatch_polls_total", "").await < target {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let wall = window.elapsed();
-    let (cpu_after, polls_after) = (
-        daemon.cpu(),
-        daemon.metric("dtswatch_polls_total", "").await,
-    );
-    let (end_bytes, end_polls) = measure_db(&db, &dir.path().join("end.db")).await;
-    let peak_rss = daemon.peak_rss();
-    let polls_total = daemon.metric("dtswatch_polls_total", "").await;
-    let exited = daemon.stop();
-    Throughput {
-        cpu_total: exited.cpu,
-        polls_total,
-        cpu_steady: cpu_after.saturating_sub(cpu_before),
-        polls_steady: polls_after - polls_before,
-        peak_rss,
-        bytes_per_poll: end_bytes.saturating_sub(warm_bytes) as f64
-            / (end_polls - warm_polls).max(1) as f64,
-        wall,
-    }
+        (at, vec![failed]),
+    ]);
+    job
 }
 
 /// When each job's first alert reached the robot.
-type Arrivals = Arc<Mutex<BTreeMap<String, chrono::DateTime<chrono::Utc>>>>;
+type Arrivals = Arc<Mutex<BTreeMap<String, DateTime<Utc>>>>;
 
 /// A DingTalk robot that accepts everything and notes when each job's first alert arrived.
 async fn receiver() -> (String, Arrivals) {
@@ -325,16 +182,13 @@ async fn receiver() -> (String, Arrivals) {
         axum::routing::post(move |body: String| {
             let sink = sink.clone();
             async move {
-                let at = chrono::Utc::now();
+                let at = Utc::now();
                 let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-                let text = json["markdown"]["text"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
+                let text = json["markdown"]["text"].as_str().unwrap_or_default();
                 for word in text.split(|c: char| !c.is_ascii_alphanumeric()) {
-                    if word.len() == 7
-                        && word.starts_with("lat")
-                        && word[3..].bytes().all(|b| b.is_ascii_digit())
+                    if word.len() > 4
+                        && word.starts_with("fail")
+                        && word[4..].bytes().all(|b| b.is_ascii_digit())
                     {
                         let mut arrivals = sink.lock().unwrap_or_else(|p| p.into_inner());
                         arrivals.entry(word.to_string()).or_insert(at);
@@ -355,77 +209,132 @@ async fn receiver() -> (String, Arrivals) {
     )
 }
 
-/// Time from the failing answer to the robot receiving the alert, for each of `failures` jobs.
-async fn alert_latency(failures: usize) -> Vec<Duration> {
-    // Job i runs, fails at poll 2 + i % 10, then runs again: failures spread over ten polls.
-    let jobs: Vec<SimJob> = (0..failures)
+fn jobs_toml(ids: &[String]) -> String {
+    ids.iter()
+        .map(|id| format!("[[jobs]]\nid = \"{id}\"\nregion = \"cn-hangzhou\"\n\n"))
+        .collect()
+}
+
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("bench.toml");
+    std::fs::write(&path, text).expect("config written");
+    path
+}
+
+/// Requests the simulator refused for its quota so far.
+fn throttled(sim: &Simulator) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|r| r.outcome == "Throttling.User")
+        .count()
+}
+
+async fn measure(run: &Run) -> Figures {
+    let started = Utc::now();
+    // Failures spread over the middle of the window, after the warm-up.
+    let warm_up = Duration::from_secs(run.period * 2 + 5);
+    let fail_at: Vec<DateTime<Utc>> = (0..run.failures)
         .map(|i| {
-            let ok = SimStep {
-                id: Some("s1".into()),
-                name: "全量迁移".into(),
-                code: Some("03".into()),
-                state: "Running".into(),
-                progress: 50,
-                ..Default::default()
-            };
-            let failed = SimStep {
-                state: "Failed".into(),
-                err: Some("DTS-1020042 boom".into()),
-                ..ok.clone()
-            };
-            let mut frames = vec![Frame::Steps(vec![ok.clone()]); 2 + i % 10];
-            frames.push(Frame::Steps(vec![failed]));
-            frames.push(Frame::Steps(vec![ok]));
-            let mut job = SimJob::fixed(&format!("lat{i:04}"), "cn-hangzhou", Vec::new());
-            job.script = dtswatch::sim::scenario::Script::Frames(frames);
-            job
+            let offset = warm_up.as_secs_f64()
+                + run.window as f64 * (0.1 + 0.6 * i as f64 / run.failures.max(1) as f64);
+            started + chrono::Duration::milliseconds((offset * 1000.0) as i64)
         })
         .collect();
+    let mut ids = Vec::with_capacity(run.jobs);
+    let mut jobs = Vec::with_capacity(run.jobs);
+    for i in 0..run.jobs {
+        let id = match i < run.failures {
+            true => format!("fail{i:05}"),
+            false => format!("bench{i:05}"),
+        };
+        jobs.push(match fail_at.get(i) {
+            Some(at) => failing_job(&id, *at),
+            None => SimJob::generated_with(&id, "cn-hangzhou", 8, 4, run.moving),
+        });
+        ids.push(id);
+    }
     let sim = Simulator::start(SimOptions {
         jobs,
+        quota: run.quota,
         ..SimOptions::default()
     })
     .await
     .expect("simulator");
     let (url, received) = receiver().await;
     let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("bench.db");
     let metrics = free_addr();
     let config = write_config(
         dir.path(),
         &format!(
-            "[storage]\npath = \"{}\"\n\n[poll]\nschedule = \"@every 1s\"\njitter = \"0s\"\nconcurrency = 32\nmax_rps = 1000000\n\n[server]\nlisten = \"{metrics}\"\n\n{ACCOUNT}endpoint = \"{}\"\n\n[channels.oncall]\ntype = \"dingtalk\"\nurl = \"{url}\"\nrate_limit = \"off\"\n\n[[rules]]\nname = \"step failed\"\nkind = \"failed\"\nchannels = [\"oncall\"]\n\n{}",
-            dir.path().join("latency.db").display(),
+            "[storage]\npath = \"{}\"\n\n[poll]\nschedule = \"@every {}s\"\njitter = \"{}s\"\nconcurrency = 32\nmax_rps = {}\nmode = \"{}\"\nrefresh = \"{}\"\nrefresh_finished = \"6h\"\ntimeout = \"30s\"\n\n[server]\nlisten = \"{metrics}\"\n\n{ACCOUNT}endpoint = \"{}\"\n\n[channels.oncall]\ntype = \"dingtalk\"\nurl = \"{url}\"\nrate_limit = \"off\"\n\n{RULES}\n{}",
+            db.display(),
+            run.period,
+            run.period / 2,
+            run.max_rps,
+            run.mode,
+            run.refresh,
             sim.endpoint(),
-            jobs_toml("lat", failures)
+            jobs_toml(&ids)
         ),
     );
     let daemon = Daemon::start(&config, metrics);
+    let daemon_started = Instant::now();
+    tokio::time::sleep(warm_up).await;
+    let (warm_bytes, warm_polls) = measure_db(&db, &dir.path().join("warm.db")).await;
+    let before = (
+        daemon.cpu(),
+        daemon.metric("dtswatch_polls_total", "").await,
+        daemon.metric("dtswatch_api_requests_total", "").await,
+        daemon.metric("dtswatch_scheduler_wakeups_total", "").await,
+        throttled(&sim),
+    );
+    let window = Instant::now();
+    tokio::time::sleep(Duration::from_secs(run.window)).await;
+    let elapsed = window.elapsed();
+    let after = (
+        daemon.cpu(),
+        daemon.metric("dtswatch_polls_total", "").await,
+        daemon.metric("dtswatch_api_requests_total", "").await,
+        daemon.metric("dtswatch_scheduler_wakeups_total", "").await,
+        throttled(&sim),
+    );
+    let (end_bytes, end_polls) = measure_db(&db, &dir.path().join("end.db")).await;
+    // Every failure alerted, or two minutes past the window.
     let deadline = Instant::now() + Duration::from_secs(120);
-    let arrived = || received.lock().unwrap_or_else(|p| p.into_inner()).len();
-    while arrived() < failures {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {failures} alerts arrived",
-            arrived()
-        );
+    while received.lock().unwrap_or_else(|p| p.into_inner()).len() < run.failures
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    daemon.stop();
-    // The answer that showed the failure: the job's (2 + i % 10 + 1)-th request.
-    let requests = sim.requests();
-    let mut latencies = Vec::new();
-    for (job, at) in received.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        let i: usize = job[3..].parse().unwrap_or(0);
-        if let Some(failing) = requests
-            .iter()
-            .filter(|r| r.job_id.as_deref() == Some(job.as_str()))
-            .nth(2 + i % 10)
-        {
-            latencies.push((*at - failing.at).to_std().unwrap_or_default());
-        }
-    }
+    let peak_rss = daemon.peak_rss();
+    let total_wall = daemon_started.elapsed();
+    let exited = daemon.stop();
+    let arrivals = received.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut latencies: Vec<Duration> = arrivals
+        .iter()
+        .filter_map(|(id, at)| {
+            let i: usize = id[4..].parse().ok()?;
+            (*at - *fail_at.get(i)?).to_std().ok()
+        })
+        .collect();
     latencies.sort();
-    latencies
+    let period = Duration::from_secs(run.period).as_secs_f64();
+    Figures {
+        cpu_total: exited.cpu,
+        periods_total: total_wall.as_secs_f64() / period,
+        cpu_window: after.0.saturating_sub(before.0),
+        periods_window: elapsed.as_secs_f64() / period,
+        polls_window: after.1 - before.1,
+        requests_window: after.2 - before.2,
+        throttled_window: after.4 - before.4,
+        wakeups_window: after.3 - before.3,
+        peak_rss,
+        bytes_per_poll: end_bytes.saturating_sub(warm_bytes) as f64
+            / (end_polls - warm_polls).max(1) as f64,
+        missed: run.failures.saturating_sub(latencies.len()),
+        latencies,
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -436,33 +345,79 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
         .unwrap_or_default()
 }
 
-fn micros_per(cpu: Duration, polls: f64) -> f64 {
-    cpu.as_secs_f64() * 1e6 / polls.max(1.0)
+fn micros(cpu: Duration, per: f64) -> f64 {
+    cpu.as_secs_f64() * 1e6 / per.max(1.0)
 }
 
-fn report(label: &str, t: &Throughput, args: &Args) {
-    println!("{label}:");
+fn report(run: &Run, f: &Figures) {
+    let jobs = run.jobs as f64;
     println!(
-        "  CPU per job poll, start-up included:  {:>8.1} µs   ({:.2} s over {} polls)",
-        micros_per(t.cpu_total, t.polls_total),
-        t.cpu_total.as_secs_f64(),
-        t.polls_total
+        "{} — {} jobs, poll.mode = \"{}\", every {} s, budget {} requests/s{}:",
+        run.label,
+        run.jobs,
+        run.mode,
+        run.period,
+        run.max_rps,
+        run.quota
+            .map(|q| format!(", simulator quota {q}/s"))
+            .unwrap_or_default()
     );
     println!(
-        "  CPU per job poll, steady cycles:      {:>8.1} µs   ({} polls in {:.1} s)",
-        micros_per(t.cpu_steady, t.polls_steady),
-        t.polls_steady,
-        t.wall.as_secs_f64()
+        "  CPU per job per period, start-up included: {:>9.1} µs   ({:.2} s over {:.0} periods)",
+        micros(f.cpu_total, jobs * f.periods_total),
+        f.cpu_total.as_secs_f64(),
+        f.periods_total
     );
     println!(
-        "  peak RSS:                             {:>8.1} MB   ({:.1} KB per job)",
-        t.peak_rss as f64 / 1_048_576.0,
-        t.peak_rss as f64 / 1024.0 / args.jobs as f64
+        "  CPU per job per period, measured window:   {:>9.1} µs   ({:.2} s over {:.1} periods)",
+        micros(f.cpu_window, jobs * f.periods_window),
+        f.cpu_window.as_secs_f64(),
+        f.periods_window
     );
     println!(
-        "  database bytes per poll:              {:>8.1} B",
-        t.bytes_per_poll
+        "  CPU per ListJobStep poll, window:          {:>9.1} µs   ({:.0} polls, {:.3} per job per period)",
+        micros(f.cpu_window, f.polls_window),
+        f.polls_window,
+        f.polls_window / (jobs * f.periods_window).max(1.0)
     );
+    let seconds = f.periods_window * run.period as f64;
+    println!(
+        "  requests per second (the account-region):  {:>9.2}      ({:.2} ListJobStep-equivalent per job per period; {} throttled)",
+        f.requests_window / seconds.max(1.0),
+        f.requests_window / (jobs * f.periods_window).max(1.0),
+        f.throttled_window
+    );
+    println!(
+        "  scheduler wake-ups per period:             {:>9.1}",
+        f.wakeups_window / f.periods_window.max(1.0)
+    );
+    println!(
+        "  peak RSS:                                  {:>9.1} MB   ({:.1} KB per job)",
+        f.peak_rss as f64 / 1_048_576.0,
+        f.peak_rss as f64 / 1024.0 / jobs
+    );
+    println!(
+        "  database bytes per poll:                   {:>9.1} B",
+        f.bytes_per_poll
+    );
+    if run.failures > 0 {
+        println!(
+            "  failure → DingTalk over {} failures:        p50 {:.1} s, p99 {:.1} s, max {:.1} s{}",
+            f.latencies.len(),
+            percentile(&f.latencies, 0.5).as_secs_f64(),
+            percentile(&f.latencies, 0.99).as_secs_f64(),
+            f.latencies
+                .last()
+                .copied()
+                .unwrap_or_default()
+                .as_secs_f64(),
+            if f.missed > 0 {
+                format!(" ({} never arrived)", f.missed)
+            } else {
+                String::new()
+            }
+        );
+    }
 }
 
 fn main() {
@@ -473,21 +428,83 @@ fn main() {
         .expect("a runtime");
     runtime.block_on(async {
         println!(
-            "dtswatch benchmark: `dtswatch run` as a process, {} jobs × (8 steps × 4 sub-steps), every {} s, {} cycles measured\n",
-            args.jobs, args.period, args.cycles
+            "dtswatch benchmark: `dtswatch run` as a process; jobs of 8 steps × 4 sub-steps, latency moving\n"
         );
-        let moving = throughput(&args, true).await;
-        report("latency moving every poll", &moving, &args);
-        let frozen = throughput(&args, false).await;
-        report("every answer unchanged", &frozen, &args);
-        if args.failures > 0 {
-            let latencies = alert_latency(args.failures).await;
-            println!(
-                "alert latency over {} failures: p50 {:.1} ms, p99 {:.1} ms (failing answer → DingTalk receiver)",
-                latencies.len(),
-                percentile(&latencies, 0.5).as_secs_f64() * 1e3,
-                percentile(&latencies, 0.99).as_secs_f64() * 1e3
-            );
+        let mut runs = vec![
+            Run {
+                label: "as users run it",
+                jobs: args.jobs,
+                mode: "auto",
+                period: args.period,
+                max_rps: 20.0,
+                quota: Some(20.0),
+                moving: true,
+                refresh: "30m",
+                window: args.window,
+                failures: args.failures,
+            },
+            Run {
+                label: "every job every tick",
+                jobs: args.jobs,
+                mode: "per_job",
+                period: args.period,
+                max_rps: 1_000_000.0,
+                quota: None,
+                moving: true,
+                refresh: "30m",
+                window: args.window,
+                failures: 0,
+            },
+            Run {
+                label: "every job every tick, every answer unchanged",
+                jobs: args.jobs,
+                mode: "per_job",
+                period: args.period,
+                max_rps: 1_000_000.0,
+                quota: None,
+                moving: false,
+                refresh: "30m",
+                window: args.window,
+                failures: 0,
+            },
+        ];
+        if args.large > 0 {
+            runs.push(Run {
+                label: "a large fleet on a small budget",
+                jobs: args.large,
+                mode: "auto",
+                // A sweep of 336 pages every 45 s takes 7.5 of the 10
+                // requests a second; refreshes every 2 h take 1.4.
+                period: 45,
+                max_rps: 10.0,
+                quota: Some(10.0),
+                moving: true,
+                refresh: "2h",
+                window: 180,
+                failures: args.failures,
+            });
+        }
+        if args.skip_small {
+            runs.retain(|r| r.jobs == args.large);
+        }
+        let mut small_rss = None;
+        for run in &runs {
+            let figures = measure(run).await;
+            report(run, &figures);
+            if run.jobs == args.jobs && run.mode == "auto" {
+                small_rss = Some(figures.peak_rss);
+            }
+            if run.jobs == args.large
+                && let Some(small) = small_rss
+            {
+                let extra = (args.large - args.jobs) as f64;
+                println!(
+                    "  RSS per additional job over the {}-job run: {:.2} KB",
+                    args.jobs,
+                    figures.peak_rss.saturating_sub(small) as f64 / 1024.0 / extra
+                );
+            }
+            println!();
         }
     });
 }

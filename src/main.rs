@@ -33,7 +33,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = !matches!(cli.command, Command::Run | Command::Simulator { .. });
     init_tracing(cli.log_format, quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread drives everything: dtswatch waits on the network far more
+    // than it computes, and tasks handed between worker threads cost more
+    // CPU in wake-ups than they save (SQLite's own thread and blocking
+    // file work run beside it).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -186,5 +186,9 @@ pub enum Command {
         /// With --generate: every poll answers the same.
         #[arg(long, requires = "generate")]
         frozen: bool,
+        /// DTS's flow control: requests per second per account and region
+        /// above which it answers `Throttling.User`.
+        #[arg(long)]
+        quota: Option<f64>,
     },
 }

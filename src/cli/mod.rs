@@ -70,7 +70,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             scenario,
             generate,
             frozen,
-        } => return run::simulator(*listen, scenario.as_deref(), *generate, *frozen).await,
+            quota,
+        } => {
+            return run::simulator(*listen, scenario.as_deref(), *generate, *frozen, *quota).await;
+        }
         _ => {}
     }
     let config = match config::load(&cli.config_path()) {

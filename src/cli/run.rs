@@ -155,6 +155,7 @@ pub async fn simulator(
     scenario: Option<&Path>,
     generate: Option<usize>,
     frozen: bool,
+    quota: Option<f64>,
 ) -> anyhow::Result<ExitCode> {
     let jobs = match generate {
         Some(n) => (0..n)
@@ -174,6 +175,7 @@ pub async fn simulator(
     let simulator = Simulator::start(sim::SimOptions {
         listen,
         jobs,
+        quota,
         ..sim::SimOptions::default()
     })
     .await

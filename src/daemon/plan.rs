@@ -377,7 +377,7 @@ impl Plan {
     }
 
     /// What a sweep of `group` found (`None`: it failed). Returns how many
-    /// jobs it pulled forward to now.
+    /// jobs it pulled forward to now (when any, the loop must wake).
     pub fn apply_sweep(
         &mut self,
         group: &Group,
@@ -432,8 +432,15 @@ impl Plan {
         pulled
     }
 
-    /// What a finished poll of `id` showed.
-    pub fn apply_poll(&mut self, id: &str, facts: Facts, now: DateTime<Utc>) -> Option<Cadence> {
+    /// What a finished poll of `id` showed: its cadence from now on, and
+    /// whether the plan's next fire moved earlier (the loop must wake).
+    pub fn apply_poll(
+        &mut self,
+        id: &str,
+        facts: Facts,
+        now: DateTime<Utc>,
+    ) -> Option<(Cadence, bool)> {
+        let before = self.next_fire();
         let id: Arc<str> = Arc::from(id);
         let entry = self.entries.get_mut(&id)?;
         entry.facts = facts;
@@ -443,7 +450,12 @@ impl Plan {
             None => Cadence::Every,
         };
         self.set_cadence(&id, cadence, now);
-        Some(cadence)
+        let sooner = match (before, self.next_fire()) {
+            (Some(before), Some(after)) => after < before,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        Some((cadence, sooner))
     }
 }
 

@@ -36,6 +36,7 @@ pub(super) async fn run(daemon: Arc<Daemon>, cancel: CancellationToken, polls: T
     let moved = Arc::new(Notify::new());
     let mut stale = true;
     let mut skips = Skips::default();
+    let mut last_wake = std::time::Instant::now();
     loop {
         daemon.shared.metrics.inc(Counter::SchedulerWakeups, &[]);
         skips.report_if_due();
@@ -59,7 +60,10 @@ pub(super) async fn run(daemon: Arc<Daemon>, cancel: CancellationToken, polls: T
             stale = false;
         }
         let next = locked(&plan).next_fire();
-        let wait = scheduler::sleep_until(next, Utc::now(), Duration::from_secs(60));
+        // Fires a few milliseconds apart are taken in one wake: a thousand
+        // jittered jobs must not mean a thousand wake-ups a period.
+        let wait = scheduler::sleep_until(next, Utc::now(), Duration::from_secs(60))
+            .max(WAKE_AT_MOST_EVERY.saturating_sub(last_wake.elapsed()));
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = reloads.changed() => { stale = true; continue; }
@@ -67,6 +71,7 @@ pub(super) async fn run(daemon: Arc<Daemon>, cancel: CancellationToken, polls: T
             _ = moved.notified() => continue,
             _ = tokio::time::sleep(wait) => {}
         }
+        last_wake = std::time::Instant::now();
         let due = locked(&plan).take_due(Utc::now());
         for due in due {
             match due {
@@ -108,6 +113,10 @@ pub(super) async fn run(daemon: Arc<Daemon>, cancel: CancellationToken, polls: T
     }
 }
 
+/// The least time between two wakes that take due work (a poll fires at
+/// most this much late).
+const WAKE_AT_MOST_EVERY: Duration = Duration::from_millis(50);
+
 fn locked(plan: &Mutex<Plan>) -> std::sync::MutexGuard<'_, Plan> {
     plan.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -135,12 +144,16 @@ impl Poll {
             ))
             .await;
             let facts = poll::facts(&runtime.ctx, &polled);
-            let cadence = locked(&self.plan).apply_poll(&watched.job.id, facts, Utc::now());
-            if matches!(cadence, Some(Cadence::Refresh | Cadence::Finished)) {
-                // Quiet for a while: the store gives the baseline back at the next refresh.
-                runtime.ctx.recorder.forget(&watched.job.id).await;
+            let applied = locked(&self.plan).apply_poll(&watched.job.id, facts, Utc::now());
+            if let Some((cadence, sooner)) = applied {
+                if matches!(cadence, Cadence::Refresh | Cadence::Finished) {
+                    // Quiet for a while: the store gives the baseline back at the next refresh.
+                    runtime.ctx.recorder.forget(&watched.job.id).await;
+                }
+                if sooner {
+                    self.moved.notify_one();
+                }
             }
-            self.moved.notify_one();
             if self.daemon.echo {
                 echo(&watched, &polled, runtime.config.messages.timezone);
             }
@@ -171,8 +184,8 @@ impl Poll {
         };
         if pulled > 0 {
             tracing::info!(account = %account, region = %region, jobs = pulled, "sweep saw news; fetching those jobs now");
+            self.moved.notify_one();
         }
-        self.moved.notify_one();
         busy.store(false, Ordering::SeqCst);
     }
 }

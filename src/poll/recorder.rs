@@ -62,8 +62,8 @@ pub struct PollReport {
 /// short: 2 ms lets a busy cycle commit a few dozen polls at once (halving
 /// CPU per poll against one transaction each) while the deliverer, which
 /// waits for that lock to mark messages sent, hardly notices.
-const GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(2);
-const GROUP_COMMIT_MAX: usize = 64;
+const GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(25);
+const GROUP_COMMIT_MAX: usize = 256;
 
 /// Writes polls, keeping each job's baseline in memory.
 pub struct Recorder {

@@ -104,11 +104,20 @@ impl SimJob {
                     _ => None,
                 })
                 .unwrap_or_default(),
+            // Latency keeps moving between polls too, as DTS's sweep shows it.
             Script::Generated {
                 steps,
                 sub_steps,
                 moving,
-            } => generated_steps(*steps, *sub_steps, if *moving { served } else { 0 }),
+            } => generated_steps(
+                *steps,
+                *sub_steps,
+                if *moving {
+                    served.wrapping_add(now.timestamp().unsigned_abs())
+                } else {
+                    0
+                },
+            ),
             Script::Timed(frames) => timed(frames, now),
         }
     }
