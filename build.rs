@@ -30,4 +30,10 @@ fn main() {
         "cargo:rustc-env=DTSWATCH_VERSION={} ({commit}, built {date})",
         std::env::var("CARGO_PKG_VERSION").unwrap_or_default()
     );
+    let revision = if commit.contains(' ') {
+        "unknown"
+    } else {
+        commit.as_str()
+    };
+    println!("cargo:rustc-env=DTSWATCH_REVISION={revision}");
 }

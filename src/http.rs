@@ -25,7 +25,21 @@ pub enum ReadError {
 /// A client that never follows redirects nor sends `Referer`, with
 /// `timeout` for the whole request and at most 5 s to connect.
 pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+    client_with(timeout, Vec::new(), false)
+}
+
+/// The same, also trusting `roots`, or (`insecure`) any certificate.
+pub fn client_with(
+    timeout: Duration,
+    roots: Vec<reqwest::Certificate>,
+    insecure: bool,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder();
+    for root in roots {
+        builder = builder.add_root_certificate(root);
+    }
+    builder
+        .danger_accept_invalid_certs(insecure)
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .redirect(reqwest::redirect::Policy::none())

@@ -6,7 +6,9 @@
 //! Data flows one way, and modules import only the ones below them:
 //!
 //! - `cli` — the command line: clap definitions, dispatch, one file per command group, tables.
-//! - `daemon` — `dtswatch run`: tick loop, discovery loop, watchdog, pruning, reload, `/healthz` and `/metrics`.
+//! - `daemon` — `dtswatch run`: tick loop, discovery loop, watchdog, pruning, reload; the HTTP server (health, metrics, API, status page).
+//! - `report` — what the CLI's `--format json` and the HTTP API show: the JSON shapes, the fleet, a job's history.
+//! - `actions` — operator writes shared by the CLI and the API (silences, outbox retry, reload), each audited.
 //! - `discovery` — `DescribeDtsJobs` → watched jobs, merged with the configured ones by id.
 //! - `scheduler` — pure: cron schedule + per-job jitter → next fire time.
 //! - `cadence` — pure: what a fleet sweep and a job's last poll say about how often to fetch it.
@@ -24,6 +26,7 @@
 //! - `state`, `text` — the step-state vocabulary; interned text and formatting.
 //! - `sim` — a DTS simulator on loopback for the demo, tests and the benchmark (beside the flow, not in it).
 
+pub mod actions;
 pub mod aliyun;
 pub mod backoff;
 pub mod cadence;
@@ -38,6 +41,7 @@ pub mod metrics;
 pub mod notify;
 pub mod poll;
 pub mod ratelimit;
+pub mod report;
 pub mod rules;
 pub mod scheduler;
 pub mod sim;

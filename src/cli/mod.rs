@@ -7,7 +7,6 @@ pub mod args;
 mod check;
 mod docs;
 pub mod history;
-mod json;
 mod notify;
 mod outbox;
 pub mod poll;
@@ -125,4 +124,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Demo
         | Command::Simulator { .. } => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// Prints `value` as pretty JSON and a newline (`--format json`).
+pub fn print(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    crate::outln!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
 }

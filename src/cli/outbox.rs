@@ -8,8 +8,10 @@ use chrono::Utc;
 use super::args::OutboxAction;
 use super::args::OutputFormat;
 use super::table::table;
-use super::{json, open_existing_store, open_store_read_only};
+use super::{open_existing_store, open_store_read_only};
+use crate::actions::{self, ActionError, Actor};
 use crate::config::Config;
+use crate::report::json;
 use crate::rules::Notification;
 use crate::store::from_millis;
 use crate::store::outbox::{self, OutboxStatus};
@@ -21,21 +23,27 @@ pub async fn outbox(
     action: Option<OutboxAction>,
     format: OutputFormat,
 ) -> anyhow::Result<ExitCode> {
-    let store = match action {
-        Some(_) => open_existing_store(config).await?,
-        None => open_store_read_only(config).await?,
-    };
+    if let Some(OutboxAction::Retry { id }) = action {
+        let store = open_existing_store(config).await?;
+        return Ok(
+            match actions::retry_notification(&store, &Actor::cli(), id, Utc::now()).await {
+                Ok(()) => {
+                    crate::outln!(
+                        "notification {id} queued again; a running daemon sends it shortly"
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(ActionError::NotFound(problem)) => {
+                    eprintln!("{problem}");
+                    ExitCode::FAILURE
+                }
+                Err(e) => return Err(e.into()),
+            },
+        );
+    }
+    let store = open_store_read_only(config).await?;
     let zone = config.messages.timezone;
     let mut conn = store.pool().acquire().await?;
-    if let Some(OutboxAction::Retry { id }) = action {
-        return Ok(if outbox::retry(&mut conn, id, Utc::now()).await? {
-            crate::outln!("notification {id} queued again; a running daemon sends it shortly");
-            ExitCode::SUCCESS
-        } else {
-            eprintln!("no pending or dead notification {id}");
-            ExitCode::FAILURE
-        });
-    }
     let status = if dead {
         OutboxStatus::Dead
     } else {
@@ -44,7 +52,7 @@ pub async fn outbox(
     let rows = outbox::list(&mut conn, status).await?;
     if format == OutputFormat::Json {
         let listed: Vec<json::OutboxJson> = rows.iter().map(Into::into).collect();
-        json::print(&listed)?;
+        super::print(&listed)?;
         return Ok(ExitCode::SUCCESS);
     }
     if rows.is_empty() {

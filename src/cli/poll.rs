@@ -10,8 +10,8 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::args::OutputFormat;
+use super::open_store;
 use super::table::{SNAPSHOT_HEADER, snapshot_rows, table};
-use super::{json, open_store};
 use crate::aliyun::Environment;
 use crate::config::{self, Config};
 use crate::discovery;
@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::notify::escape::terminal;
 use crate::notify::outbox::Deliverer;
 use crate::poll::{self, Alerting, Clients, Clock, Health, PollContext, Recorder};
+use crate::report::json;
 
 /// The poll context `once` polls with: the same parts as the daemon's.
 pub async fn context(
@@ -35,6 +36,7 @@ pub async fn context(
         health: Arc::new(Health::new(config.server.unhealthy_after, Utc::now())),
         delivery: deliverer.waker(),
         clock: Clock::System,
+        sub_step_metrics: false,
     };
     Ok((Arc::new(ctx), deliverer))
 }
@@ -117,7 +119,7 @@ pub async fn once(
         failures += 1;
     }
     if format == OutputFormat::Json {
-        json::print(&OnceJson {
+        super::print(&OnceJson {
             jobs: polled_json,
             notifications: NotificationsJson {
                 pending: drained.pending,

@@ -125,6 +125,7 @@ pub async fn demo(shutdown: impl Future<Output = ()>) -> anyhow::Result<ExitCode
         ..daemon::Options::default()
     };
     let zone = config.messages.timezone;
+    let silences = config.silences.clone();
     let ran = daemon::run(config, Environment::default(), stop, options).await;
     if ran.is_err() || interrupted.load(Ordering::Relaxed) {
         let _ = std::fs::remove_dir_all(&workdir);
@@ -134,7 +135,7 @@ pub async fn demo(shutdown: impl Future<Output = ()>) -> anyhow::Result<ExitCode
     }
     let store = Store::open(&storage).await?;
     crate::outln!();
-    crate::out!("{}", super::status::report(&store, zone).await?);
+    crate::out!("{}", super::status::report(&store, &silences, zone).await?);
     store.close().await;
     let _ = std::fs::remove_dir_all(&workdir);
     crate::outln!(

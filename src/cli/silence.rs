@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use super::args::OutputFormat;
 use super::args::SilenceAction;
 use super::table::table;
-use super::{EXIT_CONFIG, json, open_existing_store, open_store_read_only};
+use super::{EXIT_CONFIG, open_existing_store, open_store_read_only};
+use crate::actions::{self, ActionError, Actor};
 use crate::config::{self, Config};
-use crate::rules::silence::Silence;
+use crate::report::{self, json};
 use crate::store;
 use crate::text::zoned_time;
 
@@ -18,148 +19,110 @@ pub async fn silence(
     action: SilenceAction,
     format: OutputFormat,
 ) -> anyhow::Result<ExitCode> {
-    if let SilenceAction::Add {
-        jobs, rules, steps, ..
-    } = &action
-        && let Err(problem) = check_matchers(jobs, rules, steps)
-    {
-        eprintln!("{problem}");
-        return Ok(ExitCode::from(EXIT_CONFIG));
-    }
-    let store = match action {
-        SilenceAction::List => open_store_read_only(config).await?,
-        _ => open_existing_store(config).await?,
-    };
     let now = chrono::Utc::now();
-    let mut tx = store.begin().await?;
-    match action {
-        SilenceAction::Add {
+    if let SilenceAction::Add {
+        jobs,
+        rules,
+        steps,
+        duration,
+        starts,
+        comment,
+        author,
+    } = action
+    {
+        let starts = starts.unwrap_or(now);
+        let silence = store::silences::NewSilence {
             jobs,
             rules,
             steps,
-            duration,
             starts,
+            ends: crate::scheduler::later(starts, duration),
             comment,
-            author,
-        } => {
-            let starts = starts.unwrap_or(now);
-            let ends = crate::scheduler::later(starts, duration);
-            let silence = store::silences::NewSilence {
-                jobs,
-                rules,
-                steps,
-                starts,
-                ends,
-                comment,
-                created_by: author,
-            };
-            let id = store::silences::add(&mut tx, &silence, now).await?;
-            tx.commit().await?;
-            crate::outln!(
-                "silence {id} added, until {}",
-                zoned_time(ends, config.messages.timezone)
-            );
+            created_by: author,
+        };
+        if let Err(problem) = actions::check_silence(&silence) {
+            eprintln!("{problem}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
         }
-        SilenceAction::List => {
-            let mut rows = Vec::new();
-            let mut listed = Vec::new();
-            for row in store::silences::current(&mut tx, now).await? {
-                let silence = row.to_silence()?;
-                listed.push(json::SilenceJson::of(
-                    &silence,
-                    "cli",
-                    row.created_by.clone(),
-                    now,
-                ));
-                rows.push(silence_row(
-                    &silence,
-                    now,
-                    format!(
-                        "{} ({})",
-                        row.comment,
-                        row.created_by.clone().unwrap_or_default()
-                    ),
-                    config.messages.timezone,
-                ));
-            }
-            for (i, config_silence) in config.silences.iter().enumerate() {
-                let silence = Silence::from_config(i, config_silence);
-                listed.push(json::SilenceJson::of(&silence, "config", None, now));
-                let comment = format!("{} (config)", silence.comment);
-                rows.push(silence_row(
-                    &silence,
-                    now,
-                    comment,
-                    config.messages.timezone,
-                ));
-            }
-            match format {
-                OutputFormat::Json => json::print(&listed)?,
-                OutputFormat::Text => {
-                    crate::out!(
-                        "{}",
-                        table(
-                            &["ID", "JOBS", "RULES", "STEPS", "WINDOW", "NOW", "COMMENT"],
-                            &rows
-                        )
-                    );
+        let store = open_existing_store(config).await?;
+        let id = actions::add_silence(&store, &Actor::cli(), &silence, now).await?;
+        crate::outln!(
+            "silence {id} added, until {}",
+            zoned_time(silence.ends, config.messages.timezone)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let SilenceAction::Expire { id } = action {
+        let store = open_existing_store(config).await?;
+        return Ok(
+            match actions::expire_silence(&store, &Actor::cli(), id, now).await {
+                Ok(()) => {
+                    crate::outln!("silence {id} expired");
+                    ExitCode::SUCCESS
                 }
-            }
-        }
-        SilenceAction::Expire { id } => {
-            if store::silences::expire(&mut tx, id, now).await? {
-                tx.commit().await?;
-                crate::outln!("silence {id} expired");
-            } else {
-                eprintln!("no unexpired silence {id} (config silences end by editing the config)");
-                return Ok(ExitCode::FAILURE);
-            }
+                Err(ActionError::NotFound(problem)) => {
+                    eprintln!("{problem}");
+                    ExitCode::FAILURE
+                }
+                Err(e) => return Err(e.into()),
+            },
+        );
+    }
+    let store = open_store_read_only(config).await?;
+    let mut conn = store.pool().acquire().await?;
+    let listed = report::silences::list(&mut conn, &config.silences, now).await?;
+    match format {
+        OutputFormat::Json => super::print(&listed)?,
+        OutputFormat::Text => {
+            let rows: Vec<Vec<String>> = listed
+                .iter()
+                .map(|s| silence_row(s, config.messages.timezone))
+                .collect();
+            crate::out!(
+                "{}",
+                table(
+                    &["ID", "JOBS", "RULES", "STEPS", "WINDOW", "NOW", "COMMENT"],
+                    &rows
+                )
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// A usage error in `silence add`'s matchers, found before the database is touched.
-fn check_matchers(jobs: &[String], rules: &[String], steps: &[String]) -> Result<(), String> {
-    if jobs.is_empty() && rules.is_empty() && steps.is_empty() {
-        return Err(
-            "a silence needs at least one --job, --rule or --step (use --job '*' to silence everything)"
-                .into(),
-        );
-    }
-    for pattern in jobs.iter().chain(rules).chain(steps) {
-        globset::Glob::new(pattern).map_err(|e| format!("bad glob `{pattern}`: {e}"))?;
-    }
-    Ok(())
-}
-
 /// One row of `silence list`.
-fn silence_row(
-    silence: &Silence,
-    now: chrono::DateTime<chrono::Utc>,
-    comment: String,
-    zone: chrono_tz::Tz,
-) -> Vec<String> {
-    let list = |m: &Option<config::Matcher>| {
-        m.as_ref()
-            .map(|m| m.patterns.join(","))
-            .unwrap_or_else(|| "*".into())
+fn silence_row(silence: &json::SilenceJson, zone: chrono_tz::Tz) -> Vec<String> {
+    let list = |patterns: &[String]| {
+        if patterns.is_empty() {
+            "*".to_string()
+        } else {
+            patterns.join(",")
+        }
     };
-    let window = match &silence.window {
-        config::SilenceWindow::Fixed { starts, ends } => format!(
+    let window = match (&silence.cron, silence.duration_seconds) {
+        (Some(cron), Some(seconds)) => format!(
+            "cron `{cron}` for {}",
+            config::format_duration(std::time::Duration::from_secs(seconds))
+        ),
+        _ => format!(
             "{} → {}",
-            starts
+            silence
+                .starts
                 .map(|t| zoned_time(t, zone))
                 .unwrap_or_else(|| "now".into()),
-            zoned_time(*ends, zone)
+            silence
+                .ends
+                .map(|t| zoned_time(t, zone))
+                .unwrap_or_default()
         ),
-        config::SilenceWindow::Recurring { cron, duration } => {
-            format!(
-                "cron `{}` for {}",
-                cron.source,
-                config::format_duration(*duration)
-            )
-        }
+    };
+    let comment = match (silence.source, &silence.author) {
+        ("config", _) => format!("{} (config)", silence.comment),
+        (_, author) => format!(
+            "{} ({})",
+            silence.comment,
+            author.clone().unwrap_or_default()
+        ),
     };
     vec![
         silence.id.clone(),
@@ -167,7 +130,7 @@ fn silence_row(
         list(&silence.rules),
         list(&silence.steps),
         window,
-        silence.phase(now).as_str().into(),
+        silence.state.into(),
         comment,
     ]
 }

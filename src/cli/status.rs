@@ -7,98 +7,40 @@ use std::process::ExitCode;
 use sqlx::SqliteConnection;
 
 use super::args::OutputFormat;
+use super::open_store_read_only;
 use super::table::{SNAPSHOT_HEADER, snapshot_rows, table};
-use super::{json, open_store_read_only};
-use crate::config::Config;
-use crate::rules::AlertState;
+use crate::config::{Config, SilenceConfig};
+use crate::report;
 use crate::store::snapshots::SnapshotCache;
-use crate::store::{Store, StoreError, alerts, from_millis, jobs, outbox, polls};
+use crate::store::{Store, StoreError, from_millis, jobs, outbox, polls};
 use crate::text::{ellipsize, zoned_time};
 
 /// `dtswatch status`.
 pub async fn status(config: &Config, format: OutputFormat) -> anyhow::Result<ExitCode> {
     let store = open_store_read_only(config).await?;
     match format {
-        OutputFormat::Text => crate::out!("{}", report(&store, config.messages.timezone).await?),
+        OutputFormat::Text => crate::out!(
+            "{}",
+            report(&store, &config.silences, config.messages.timezone).await?
+        ),
         OutputFormat::Json => {
-            json::print(&report_json(&store).await?)?;
+            super::print(
+                &crate::report::status::status(&store, &config.silences, chrono::Utc::now())
+                    .await?,
+            )?;
             true
         }
     };
     Ok(ExitCode::SUCCESS)
 }
 
-/// `status --format json`: every job with its last poll and steps, the
-/// active alerts, the outbox per channel.
-#[derive(Debug, serde::Serialize)]
-struct StatusJson {
-    jobs: Vec<JobJson>,
-    alerts: Vec<json::AlertJson>,
-    outbox: Vec<json::ChannelJson>,
-}
-
-#[derive(Debug, serde::Serialize)]
-struct JobJson {
-    id: String,
-    name: Option<String>,
-    region: String,
-    /// `config`, `discover`, …
-    source: String,
-    retired: bool,
-    last_poll: Option<json::PollJson>,
-    /// As of the last successful poll.
-    steps: Vec<json::StepJson>,
-}
-
-async fn report_json(store: &Store) -> Result<StatusJson, StoreError> {
-    let mut conn = store.pool().acquire().await?;
-    let mut cache = SnapshotCache::default();
-    let mut out = Vec::new();
-    for job in jobs::all(&mut conn).await? {
-        let last_poll = polls::last(&mut conn, job.id)
-            .await?
-            .map(|p| json::PollJson {
-                at: from_millis(p.at),
-                outcome: p.outcome.clone(),
-                error_code: p.error_code.clone(),
-            });
-        let mut steps = Vec::new();
-        if job.retired_at.is_none()
-            && let Some(ok) = polls::last_ok(&mut conn, job.id).await?
-            && let Some(snapshot_id) = ok.snapshot
-        {
-            let volatile = polls::volatile_at(&mut conn, job.id, ok.id)
-                .await?
-                .unwrap_or_default();
-            steps = json::StepJson::all(&cache.load(&mut conn, snapshot_id, &volatile).await?);
-        }
-        out.push(JobJson {
-            id: job.dts_job_id.clone(),
-            name: job.name.clone(),
-            region: job.region.clone(),
-            source: job.source.clone(),
-            retired: job.retired_at.is_some(),
-            last_poll,
-            steps,
-        });
-    }
-    Ok(StatusJson {
-        jobs: out,
-        alerts: alerts::active(&mut conn)
-            .await?
-            .iter()
-            .map(Into::into)
-            .collect(),
-        outbox: outbox::counts(&mut conn)
-            .await?
-            .iter()
-            .map(Into::into)
-            .collect(),
-    })
-}
-
-/// `dtswatch status`: every job's last poll and current steps.
-pub async fn report(store: &Store, zone: chrono_tz::Tz) -> Result<String, StoreError> {
+/// `dtswatch status`: every job's last poll and current steps; alerts
+/// silenced by the database's silences (and `configured`) are marked so.
+pub async fn report(
+    store: &Store,
+    configured: &[SilenceConfig],
+    zone: chrono_tz::Tz,
+) -> Result<String, StoreError> {
     let mut conn = store.pool().acquire().await?;
     let all = jobs::all(&mut conn).await?;
     if all.is_empty() {
@@ -156,36 +98,39 @@ pub async fn report(store: &Store, zone: chrono_tz::Tz) -> Result<String, StoreE
         out.push_str(&table(&SNAPSHOT_HEADER, &steps));
     }
     out.push('\n');
-    out.push_str(&alerts_table(&mut conn, zone).await?);
+    out.push_str(&alerts_table(&mut conn, configured, zone).await?);
     out.push('\n');
     out.push_str(&outbox_table(&mut conn).await?);
     Ok(out)
 }
 
-/// Pending and firing alerts.
+/// Pending and firing alerts, with the silence or rule holding one back.
 async fn alerts_table(
     conn: &mut SqliteConnection,
+    configured: &[SilenceConfig],
     zone: chrono_tz::Tz,
 ) -> Result<String, StoreError> {
-    let active = alerts::active(conn).await?;
+    let active = report::alerts::list(conn, configured, chrono::Utc::now()).await?;
     if active.is_empty() {
         return Ok("no alerts pending or firing\n".into());
     }
     let rows: Vec<Vec<String>> = active
         .iter()
         .map(|a| {
-            let state: AlertState = serde_json::from_str(&a.state).unwrap_or_default();
             vec![
-                a.status.to_uppercase(),
+                match &a.suppressed_by {
+                    Some(by) => format!("{} ({by})", a.state.to_uppercase()),
+                    None => a.state.to_uppercase(),
+                },
                 a.severity.clone(),
                 a.rule.clone(),
-                a.job_name.clone().unwrap_or_else(|| a.dts_job_id.clone()),
+                a.job_name.clone().unwrap_or_else(|| a.job_id.clone()),
                 if a.path.is_empty() {
                     "(job)".into()
                 } else {
                     a.path.clone()
                 },
-                state.since.map(|t| zoned_time(t, zone)).unwrap_or_default(),
+                a.since.map(|t| zoned_time(t, zone)).unwrap_or_default(),
             ]
         })
         .collect();

@@ -29,9 +29,9 @@ use regex::Regex;
 use crate::state::State;
 
 pub use channels::{
-    ChannelConfig, ChannelKind, ConsoleConfig, ConsoleFormat, DingTalkConfig, EmailConfig,
-    FeishuConfig, FeishuFormat, MentionPolicy, RateLimit, SlackConfig, TlsMode, WeComConfig,
-    WebhookConfig,
+    AlertmanagerAuth, AlertmanagerConfig, ChannelConfig, ChannelKind, ConsoleConfig, ConsoleFormat,
+    DingTalkConfig, EmailConfig, FeishuConfig, FeishuFormat, MentionPolicy, RateLimit, SlackConfig,
+    TlsMode, WeComConfig, WebhookConfig,
 };
 pub use duration::{MAX_DURATION, format_duration, parse_duration};
 pub use errors::{ConfigError, ConfigErrors, line_column};
@@ -130,6 +130,35 @@ pub struct ServerConfig {
     pub listen: Option<SocketAddr>,
     /// `/healthz` turns 503 after this many consecutive failed poll cycles.
     pub unhealthy_after: u32,
+    /// Bearer tokens that may write through the API (silences, outbox
+    /// retries): given as written, or only their SHA-256.
+    pub tokens: Vec<ApiToken>,
+    /// Serve HTTPS with this certificate chain and key (PEM).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// The address people reach the status page at, for links in alerts
+    /// (Alertmanager's `generatorURL`); default `http(s)://listen`.
+    pub public_url: Option<String>,
+    /// Expose sub-steps as well as steps in the per-step gauges.
+    pub metrics_sub_steps: bool,
+}
+
+impl ServerConfig {
+    /// Where people reach the status page: `public_url`, else the listen
+    /// address (`None` when nothing listens).
+    pub fn status_page(&self) -> Option<String> {
+        if let Some(url) = &self.public_url {
+            return Some(url.clone());
+        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        self.listen.map(|addr| format!("{scheme}://{addr}"))
+    }
+}
+
+/// One API token: the secret itself, or its SHA-256 (`sha256:` + hex).
+#[derive(Debug, Clone)]
+pub enum ApiToken {
+    Plain(Secret),
+    Sha256([u8; 32]),
 }
 
 #[derive(Debug, Clone)]

@@ -40,6 +40,12 @@ pub struct RawPoll {
 pub struct RawServer {
     pub listen: Option<Text>,
     pub unhealthy_after: Option<Spanned<i64>>,
+    pub tokens: Option<Spanned<Vec<Text>>>,
+    pub tls_cert: Option<Text>,
+    pub tls_key: Option<Text>,
+    pub insecure: Option<Spanned<bool>>,
+    pub public_url: Option<Text>,
+    pub metrics_sub_steps: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,18 +1,21 @@
 //! `dtswatch run`: the long-running service. It starts the loops — the tick
 //! loop that polls every watched job on its schedule (`schedule.rs`), the
 //! discovery loop (`discover.rs`), the watchdog (`watchdog.rs`), pruning
-//! (`prune.rs`), the delivery workers and `/healthz` + `/metrics`
-//! (`server.rs`) — reloads the config on SIGHUP (`runtime.rs`, keeping the
-//! old one if the new one is broken), and when `shutdown` resolves stops
+//! (`prune.rs`), re-posting to Alertmanager (`repost.rs`), the delivery
+//! workers and the HTTP server (`http/`: health, metrics, API, status
+//! page) — reloads the config on SIGHUP or `POST /api/v1/reload`
+//! (`runtime.rs`, keeping the old one if the new one is broken), and when
+//! `shutdown` resolves stops
 //! scheduling, lets in-flight polls and deliveries finish within the grace
 //! period, and returns.
 
 mod discover;
+mod http;
 mod plan;
 mod prune;
+mod repost;
 mod runtime;
 mod schedule;
-pub mod server;
 mod systemd;
 mod watchdog;
 
@@ -29,14 +32,15 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::actions::{self, Actor};
 use crate::aliyun::Environment;
 use crate::config::Config;
 use crate::discovery::{self, Found};
 use crate::metrics::Metrics;
 use crate::poll::{Health, Recorder, Watched};
 use crate::store::Store;
+use http::{ReloadRequest, ServerState};
 use runtime::{Runtime, Shared};
-use server::ServerState;
 
 /// How the daemon is run.
 #[derive(Default)]
@@ -88,7 +92,7 @@ pub async fn run(
     config: Config,
     env: Environment,
     shutdown: impl Future<Output = ()>,
-    options: Options,
+    mut options: Options,
 ) -> anyhow::Result<()> {
     let _lock = crate::store::lock::acquire(&config.storage.path)?;
     let store = Store::open(&config.storage.path)
@@ -102,6 +106,7 @@ pub async fn run(
         env,
     };
     let runtime = Arc::new(Runtime::build(config, &shared)?);
+    runtime::loaded(&shared.metrics, true);
     let listen = runtime.config.server.listen;
     let grace = runtime.config.delivery.drain_timeout;
     for warning in &runtime.config.warnings {
@@ -113,12 +118,15 @@ pub async fn run(
         database = %runtime.config.storage.path.display(),
         "dtswatch started"
     );
+    let (runtime_tx, runtime_rx) = watch::channel(runtime.clone());
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<ReloadRequest>(4);
     let server_state = ServerState {
         metrics: shared.metrics.clone(),
         health: shared.health.clone(),
         store: store.clone(),
+        runtime: runtime_rx,
+        reloads: reload_tx,
     };
-    let (runtime_tx, _) = watch::channel(runtime.clone());
     let daemon = Arc::new(Daemon {
         shared,
         runtime: runtime_tx,
@@ -132,11 +140,21 @@ pub async fn run(
     let polls = TaskTracker::new();
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(listen) = listen {
-        let addr = server::serve(listen, server_state, background.clone())
+        let tls = runtime
+            .config
+            .server
+            .tls
+            .as_ref()
+            .map(|(cert, key)| (cert.as_path(), key.as_path()));
+        let addr = http::serve(listen, tls, server_state, background.clone())
             .await
-            .with_context(|| format!("listening on {listen} for /healthz and /metrics"))?;
-        tracing::info!(%addr, "serving /healthz and /metrics");
-        if let Some(tx) = options.listening {
+            .with_context(|| format!("serving HTTP on {listen}"))?;
+        tracing::info!(
+            %addr,
+            tls = tls.is_some(),
+            "serving the status page, /api/v1, /healthz and /metrics"
+        );
+        if let Some(tx) = options.listening.take() {
             let _ = tx.send(addr);
         }
     }
@@ -148,6 +166,7 @@ pub async fn run(
     tasks.spawn(discover::run(daemon.clone(), scheduling.clone()));
     tasks.spawn(watchdog::run(daemon.clone(), scheduling.clone()));
     tasks.spawn(prune::run(daemon.clone(), background.clone()));
+    tasks.spawn(repost::run(daemon.clone(), scheduling.clone()));
     tasks.spawn(systemd::keep_alive(background.clone()));
     let mut delivery = Delivery::start(&runtime);
     systemd::notify(&format!(
@@ -161,16 +180,13 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => break,
             Some(()) = hangups.recv() => {
-                systemd::notify("RELOADING=1");
-                if let Some(path) = &options.config_path
-                    && let Some(new) = daemon.current().reload(path, &daemon.shared)
-                {
-                    let new = Arc::new(new);
-                    daemon.runtime.send_replace(new.clone());
-                    delivery.stop().await;
-                    delivery = Delivery::start(&new);
-                }
-                systemd::notify("READY=1");
+                let outcome = reload(&daemon, &options, &mut delivery).await;
+                audit_reload(&daemon, &Actor::signal(), outcome).await;
+            }
+            Some(request) = reload_rx.recv() => {
+                let outcome = reload(&daemon, &options, &mut delivery).await;
+                audit_reload(&daemon, &request.actor, outcome.clone()).await;
+                let _ = request.done.send(outcome);
             }
         }
     }
@@ -208,6 +224,36 @@ pub async fn run(
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reloads the config file; the running config stays if the new one is broken.
+async fn reload(daemon: &Daemon, options: &Options, delivery: &mut Delivery) -> Result<(), String> {
+    let Some(path) = &options.config_path else {
+        return Err("this daemon was not started from a config file".into());
+    };
+    systemd::notify("RELOADING=1");
+    let outcome = match daemon.current().reload(path, &daemon.shared) {
+        Ok(new) => {
+            let new = Arc::new(new);
+            daemon.runtime.send_replace(new.clone());
+            std::mem::replace(delivery, Delivery::start(&new))
+                .stop()
+                .await;
+            Ok(())
+        }
+        Err(reason) => Err(reason),
+    };
+    systemd::notify("READY=1");
+    outcome
+}
+
+/// Records a reload in the audit table (and so in every job's history).
+async fn audit_reload(daemon: &Daemon, actor: &Actor, outcome: Result<(), String>) {
+    if let Err(error) =
+        actions::record_reload(&daemon.shared.store, actor, outcome, Utc::now()).await
+    {
+        tracing::warn!(%error, "the reload could not be recorded in the audit table");
+    }
 }
 
 /// The delivery workers of one runtime.

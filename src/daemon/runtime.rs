@@ -7,8 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::aliyun::Environment;
-use crate::config::{self, Config};
-use crate::metrics::{Counter, Metrics};
+use crate::config::{self, ChannelKind, Config};
+use crate::metrics::{Counter, Gauge, Metrics};
+use crate::notify::Channel;
+use crate::notify::alertmanager::Alertmanager;
 use crate::notify::outbox::Deliverer;
 use crate::poll::{Alerting, Clients, Clock, Health, PollContext, Recorder};
 use crate::store::Store;
@@ -28,6 +30,8 @@ pub(super) struct Runtime {
     pub deliverer: Arc<Deliverer>,
     /// `poll.concurrency` slots shared by every poll.
     pub polls: Arc<tokio::sync::Semaphore>,
+    /// The `alertmanager` channels, by name, for re-posting firing alerts.
+    pub alertmanagers: Vec<(String, Alertmanager)>,
 }
 
 impl Runtime {
@@ -44,8 +48,19 @@ impl Runtime {
             health: shared.health.clone(),
             delivery: deliverer.waker(),
             clock: Clock::System,
+            sub_step_metrics: config.server.metrics_sub_steps,
         };
+        let mut alertmanagers = Vec::new();
+        for channel in config.channels.values() {
+            if matches!(channel.kind, ChannelKind::Alertmanager(_))
+                && let Channel::Alertmanager(am) =
+                    Channel::new(channel).map_err(anyhow::Error::msg)?
+            {
+                alertmanagers.push((channel.name.clone(), am));
+            }
+        }
         Ok(Self {
+            alertmanagers,
             polls: Arc::new(tokio::sync::Semaphore::new(config.poll.concurrency)),
             ctx: Arc::new(ctx),
             deliverer: Arc::new(deliverer),
@@ -53,8 +68,8 @@ impl Runtime {
         })
     }
 
-    /// Loads the config at `path` again; `None` (logged) keeps the running one.
-    pub fn reload(&self, path: &Path, shared: &Shared) -> Option<Self> {
+    /// Loads the config at `path` again; an error (logged) keeps the running one.
+    pub fn reload(&self, path: &Path, shared: &Shared) -> Result<Self, String> {
         let result = config::load(path)
             .map_err(|errors| {
                 for line in errors.lines() {
@@ -73,22 +88,40 @@ impl Runtime {
         match result {
             Ok(runtime) => {
                 shared.metrics.inc(Counter::ConfigReloads, &["ok"]);
+                loaded(&shared.metrics, true);
                 tracing::info!(
                     jobs = runtime.config.jobs.len(),
                     rules = runtime.config.rules.len(),
                     channels = runtime.config.channels.len(),
                     "config reloaded"
                 );
-                Some(runtime)
+                Ok(runtime)
             }
             Err(reason) => {
                 shared.metrics.inc(Counter::ConfigReloads, &["error"]);
+                loaded(&shared.metrics, false);
                 tracing::error!(
                     reason,
                     "config reload rejected; the running config stays in effect"
                 );
-                None
+                Err(reason)
             }
         }
+    }
+}
+
+/// `dtswatch_config_last_reload_successful` and, on success, its timestamp.
+pub(super) fn loaded(metrics: &Metrics, ok: bool) {
+    metrics.set(
+        Gauge::ConfigReloadSuccessful,
+        &[],
+        if ok { 1.0 } else { 0.0 },
+    );
+    if ok {
+        metrics.set(
+            Gauge::ConfigReloadTimestamp,
+            &[],
+            chrono::Utc::now().timestamp() as f64,
+        );
     }
 }

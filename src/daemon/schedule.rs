@@ -50,6 +50,7 @@ pub(super) async fn run(daemon: Arc<Daemon>, cancel: CancellationToken, polls: T
             let metrics = &daemon.shared.metrics;
             metrics.set(Gauge::JobsWatched, &[], plan.len() as f64);
             metrics.retain(Gauge::LastSuccessfulPoll, |job| ids.contains(job));
+            metrics.retain_jobs(|job| ids.contains(job));
             daemon.shared.health.watch(&periods, now);
             if plan.sweeps() > 0 {
                 tracing::info!(

@@ -29,6 +29,27 @@ impl Http {
         })
     }
 
+    /// A client that also trusts the PEM certificates in `ca_file`, or
+    /// (`insecure`) any certificate at all.
+    pub fn with_tls(
+        timeout: Duration,
+        max_answer: usize,
+        ca_file: Option<&std::path::Path>,
+        insecure: bool,
+    ) -> Result<Self, String> {
+        let mut roots = Vec::new();
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("reading tls_ca_file {}: {e}", path.display()))?;
+            roots = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("tls_ca_file {}: {e}", path.display()))?;
+        }
+        Ok(Self {
+            client: net::client_with(timeout, roots, insecure).map_err(describe_transport_error)?,
+            max_answer,
+        })
+    }
+
     /// Sends a JSON body and returns the status, headers and body text.
     pub async fn post_json(
         &self,

@@ -4,6 +4,7 @@
 //! delivery worker. Channels read their URL and secrets from the config at
 //! send time and sign every request fresh.
 
+pub mod alertmanager;
 pub mod console;
 pub mod decide;
 pub mod dingtalk;
@@ -138,6 +139,7 @@ pub enum Channel {
     WeCom(wecom::WeCom),
     Webhook(webhook::Webhook),
     Console(console::Console),
+    Alertmanager(alertmanager::Alertmanager),
 }
 
 impl Channel {
@@ -182,6 +184,16 @@ impl Channel {
             ChannelKind::Console(c) => {
                 Channel::Console(console::Console::new(c, templates(syntax::TERMINAL)))
             }
+            ChannelKind::Alertmanager(c) => Channel::Alertmanager(alertmanager::Alertmanager::new(
+                c,
+                templates(syntax::PLAIN).style,
+                http::Http::with_tls(
+                    config.timeout,
+                    config.max_answer,
+                    c.tls_ca_file.as_deref(),
+                    c.tls_insecure_skip_verify,
+                )?,
+            )),
         })
     }
 
@@ -194,6 +206,7 @@ impl Channel {
             Channel::WeCom(c) => c.send(message).await,
             Channel::Webhook(c) => c.send(message).await,
             Channel::Console(c) => c.send(message).await,
+            Channel::Alertmanager(c) => c.send(message).await,
         }
     }
 
@@ -206,6 +219,7 @@ impl Channel {
             Channel::WeCom(c) => c.preview(message),
             Channel::Webhook(c) => c.preview(message),
             Channel::Console(c) => c.preview(message),
+            Channel::Alertmanager(c) => c.preview(message),
         }
     }
 }

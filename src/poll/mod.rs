@@ -25,7 +25,7 @@ use crate::aliyun::{AliyunClient, ApiError, ApiFailure, Environment, Priority};
 use crate::cadence::Facts;
 use crate::config::{Config, JobConfig};
 use crate::dts::api::{self, Fetched, ListJobStepRequest};
-use crate::metrics::{Counter, Gauge, Metrics};
+use crate::metrics::{Counter, Gauge, JobSeries, Metrics, StepSeries};
 use crate::notify::escape;
 use crate::rules::{Notice, Outcome, WatchdogCheck};
 use crate::store::StoreError;
@@ -113,6 +113,8 @@ pub struct PollContext {
     /// Woken when a committed observation left something to deliver.
     pub delivery: Arc<Notify>,
     pub clock: Clock,
+    /// Sub-steps get step gauges too (`[server] metrics_sub_steps`).
+    pub sub_step_metrics: bool,
 }
 
 /// What one poll amounted to.
@@ -245,21 +247,49 @@ fn count(
         metrics.add(Counter::ApiBackoffSeconds, &[], backoff.as_secs_f64());
     }
     match result {
-        Ok(_) => {
+        Ok(fetched) => {
             metrics.inc(Counter::Polls, &["ok"]);
             metrics.set(
                 Gauge::LastSuccessfulPoll,
                 &[&job.id],
                 now.timestamp() as f64,
             );
+            metrics.set_job(&job.id, job_series(job, fetched, ctx.sub_step_metrics));
             ctx.health.record(&job.id, None, now);
         }
         Err(failure) => {
             metrics.inc(Counter::Polls, &[failure.error.class().as_str()]);
             metrics.inc(Counter::ApiErrors, &[failure.error.code()]);
+            metrics.set_job_down(&job.id, job.display_name(), &job.region);
             ctx.health
                 .record(&job.id, Some(failure.error.to_string()), now);
         }
+    }
+}
+
+/// The job and step gauges of a successful poll: top-level steps, and
+/// sub-steps (`parent › sub-step`) when asked for.
+fn job_series(job: &JobConfig, fetched: &Fetched, sub_steps: bool) -> JobSeries {
+    let series = |name: String, step: &crate::dts::Step| StepSeries {
+        step: name,
+        latency_seconds: step.latency_ms.map(|ms| ms as f64 / 1000.0),
+        progress_ratio: step.progress.map(|p| p.clamp(0, 100) as f64 / 100.0),
+        state: step.state.as_str().to_string(),
+    };
+    let mut steps = Vec::with_capacity(fetched.snapshot.steps.len());
+    for step in &fetched.snapshot.steps {
+        steps.push(series(step.name.to_string(), step));
+        if sub_steps {
+            for sub in &step.sub_steps {
+                steps.push(series(format!("{} › {}", step.name, sub.name), sub));
+            }
+        }
+    }
+    JobSeries {
+        name: job.display_name().to_string(),
+        region: job.region.clone(),
+        up: true,
+        steps,
     }
 }
 

@@ -104,22 +104,31 @@ pub async fn insert_event(
     .last_insert_rowid())
 }
 
-/// An alert that is pending or firing, for `status` and metrics.
+/// An alert that is pending or firing, with its latest notification
+/// decision, for `status`, the API and the status page.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ActiveAlert {
     pub rule: String,
     pub dts_job_id: String,
     pub job_name: Option<String>,
+    pub region: String,
     pub path: String,
     pub status: String,
     pub severity: String,
     pub state: String,
+    /// The latest event as JSON (absent for a pending alert never notified).
+    pub event: Option<String>,
+    /// Why the latest event was held back, if it was (`silenced:ID`, `inhibited:RULE`).
+    pub suppressed: Option<String>,
 }
 
 pub async fn active(conn: &mut SqliteConnection) -> Result<Vec<ActiveAlert>, StoreError> {
     Ok(sqlx::query_as::<_, ActiveAlert>(
-        r#"SELECT a.rule, j.dts_job_id, j.name AS job_name, a.path, a.status, a.severity, a.state
+        r#"SELECT a.rule, j.dts_job_id, j.name AS job_name, j.region, a.path, a.status,
+                  a.severity, a.state, e.payload AS event, e.suppressed
            FROM alerts a JOIN jobs j ON j.id = a.job
+           LEFT JOIN alert_events e
+                  ON e.id = (SELECT MAX(id) FROM alert_events WHERE alert = a.id)
            WHERE a.status != 'inactive'
            ORDER BY a.status = 'firing' DESC, a.severity, j.dts_job_id, a.rule, a.path"#,
     )

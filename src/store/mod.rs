@@ -4,6 +4,7 @@
 //! to the function that runs it.
 
 pub mod alerts;
+pub mod audit;
 pub mod batch;
 pub mod jobs;
 pub mod lock;

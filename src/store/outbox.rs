@@ -196,6 +196,16 @@ pub async fn list(
     )
 }
 
+/// The DTS job a row is about, if it still exists.
+pub async fn job_of(conn: &mut SqliteConnection, id: i64) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT j.dts_job_id FROM outbox o JOIN jobs j ON j.id = o.job WHERE o.id = ?1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
 /// Puts a dead (or stuck) row back in the queue, due now, with a fresh max age.
 pub async fn retry(
     conn: &mut SqliteConnection,

@@ -73,6 +73,16 @@ pub async fn current(
     .await?)
 }
 
+/// One silence by id, ended or not.
+pub async fn get(conn: &mut SqliteConnection, id: i64) -> Result<Option<SilenceRow>, StoreError> {
+    Ok(sqlx::query_as::<_, SilenceRow>(
+        "SELECT id, jobs, rules, steps, starts, ends, comment, created_by, created_at FROM silences WHERE id = ?1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
 /// Ends a silence now; false when there is no such unexpired silence.
 pub async fn expire(
     conn: &mut SqliteConnection,

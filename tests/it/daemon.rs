@@ -11,7 +11,7 @@ use dtswatch::sim::{Fault, SimJob, SimOptions, SimStep, Simulator};
 use dtswatch::store::Store;
 
 use crate::helpers::{
-    DaemonProcess, Running, daemon_config, eventually, parse_prometheus, polls_of,
+    DaemonProcess, Running, daemon_config, eventually, free_port, parse_prometheus, polls_of,
 };
 use crate::peers;
 
@@ -87,7 +87,9 @@ async fn jobs_are_polled_on_schedule_and_metrics_count_what_happened() {
     );
     assert!(metrics["dtswatch_notifications_total{channel=\"hook\",outcome=\"delivered\"}"] >= 1.0);
     assert!(
-        metrics.contains_key("dtswatch_last_successful_poll_timestamp_seconds{job=\"dtsjob2\"}")
+        metrics.contains_key(
+            "dtswatch_last_successful_poll_timestamp_seconds{dts_job_id=\"dtsjob2\"}"
+        )
     );
     assert!(metrics["dtswatch_poll_duration_seconds_count"] >= 12.0);
     assert_eq!(metrics["dtswatch_healthy"], 1.0);
@@ -153,8 +155,8 @@ async fn a_slow_job_never_overlaps_itself_and_the_skips_are_counted() {
             "a poll started while the previous one ran: {times:?}"
         );
     }
-    assert!(metrics["dtswatch_polls_skipped_total{job=\"dtsslow\"}"] >= 1.0);
-    assert!(!metrics.contains_key("dtswatch_polls_skipped_total{job=\"dtsfast\"}"));
+    assert!(metrics["dtswatch_polls_skipped_total{dts_job_id=\"dtsslow\"}"] >= 1.0);
+    assert!(!metrics.contains_key("dtswatch_polls_skipped_total{dts_job_id=\"dtsfast\"}"));
     assert!(
         polls_of(&sim, "dtsfast").len() > times.len(),
         "the fast job is not held up by the slow one"
@@ -300,15 +302,6 @@ async fn the_watchdog_speaks_up_when_no_poll_succeeds() {
     .await;
     assert_eq!(resolved["alerts"][0]["status"], "resolved");
     daemon.stop().await;
-}
-
-/// A free loopback port for a child process to listen on.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

@@ -249,6 +249,7 @@ impl TestApp {
             health: Arc::new(Health::new(config.server.unhealthy_after, Utc::now())),
             delivery: deliverer.waker(),
             clock: Clock::manual(Utc::now()),
+            sub_step_metrics: false,
         };
         Self {
             dir,
@@ -384,6 +385,11 @@ impl Running {
             task,
             addr,
         }
+    }
+
+    /// `http://127.0.0.1:PORT`: where the daemon's HTTP server listens.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     pub async fn get(&self, path: &str) -> (u16, String) {
@@ -558,4 +564,13 @@ pub fn daemon_config(dir: &Path, endpoint: &str, jobs: &[&str]) -> TestConfig {
         .daemon()
         .db(&dir.join("dtswatch.db"))
         .jobs(jobs)
+}
+
+/// A free loopback port for a child process to listen on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

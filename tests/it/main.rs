@@ -2,11 +2,14 @@
 //! (the DTS simulator, a metadata service, …) and real files in temp dirs.
 
 mod alerting;
+mod api;
+mod browser;
 mod check_config;
 mod cli;
 mod client;
 mod daemon;
 mod delivery;
+mod ecosystem;
 mod faults;
 mod fleet;
 mod helpers;

@@ -388,7 +388,7 @@ async fn json_output_of_each_command_has_the_documented_fields() {
     assert_eq!(added.code, 0, "{}", added.stderr);
     let (code, silences) = json(vec!["silence", "list", "--format", "json"]).await;
     assert_eq!(code, 0);
-    assert_eq!(silences[0]["source"], "cli");
+    assert_eq!(silences[0]["source"], "runtime");
     assert_eq!(silences[0]["state"], "active");
     assert_eq!(silences[0]["jobs"], serde_json::json!(["dts*"]));
     assert_eq!(silences[0]["comment"], "failover");

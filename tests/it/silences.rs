@@ -123,5 +123,8 @@ fn a_silence_needs_a_matcher() {
         &["silence", "add", "--for", "1h", "--comment", "x"],
     );
     assert_eq!(code, 2);
-    assert!(out.contains("needs at least one --job"), "{out}");
+    assert!(
+        out.contains("needs at least one job, rule or step matcher"),
+        "{out}"
+    );
 }

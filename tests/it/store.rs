@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dtswatch::aliyun::{ApiError, ApiFailure};
-use dtswatch::cli::history as report;
 use dtswatch::cli::status;
 use dtswatch::config::JobConfig;
 use dtswatch::dts::JobSnapshot;
 use dtswatch::dts::api::{self, Fetched};
 use dtswatch::poll::{RecordOnly, Recorder};
+use dtswatch::report::history as report;
 use dtswatch::sim::scenario::{self, SimJob};
 use dtswatch::sim::{Frame, Simulator};
 use dtswatch::store::jobs::JobSource;
@@ -422,7 +422,7 @@ async fn retention_prunes_old_polls_but_keeps_each_jobs_baseline() {
         retention::prune(&store, at(0)).await.unwrap(),
         retention::Pruned::default()
     );
-    let status = status::report(&store, chrono_tz::UTC).await.unwrap();
+    let status = status::report(&store, &[], chrono_tz::UTC).await.unwrap();
     assert!(
         status.contains("job dtsquiet") && status.contains("job dtsbench"),
         "{status}"

@@ -6,6 +6,7 @@
 //! the rest against the type's own keys, so a key of another type is named
 //! as such and a typo lists what the type does accept.
 
+pub mod alertmanager;
 pub mod console;
 pub mod dingtalk;
 pub mod email;
@@ -26,6 +27,7 @@ use super::raw::Text;
 use super::validate::{Errors, locale, one, zone};
 use super::{Locale, MessagesConfig, Secret, Severity, parse_duration};
 
+pub use alertmanager::{AlertmanagerAuth, AlertmanagerConfig};
 pub use console::{ConsoleConfig, ConsoleFormat};
 pub use dingtalk::DingTalkConfig;
 pub use email::{EmailConfig, TlsMode};
@@ -60,6 +62,7 @@ pub enum ChannelKind {
     Feishu(FeishuConfig),
     WeCom(WeComConfig),
     Console(ConsoleConfig),
+    Alertmanager(AlertmanagerConfig),
 }
 
 impl ChannelKind {
@@ -72,6 +75,7 @@ impl ChannelKind {
             ChannelKind::Feishu(_) => feishu::TYPE,
             ChannelKind::WeCom(_) => wecom::TYPE,
             ChannelKind::Console(_) => console::TYPE,
+            ChannelKind::Alertmanager(_) => alertmanager::TYPE,
         }
     }
 
@@ -86,6 +90,7 @@ impl ChannelKind {
             ChannelKind::Feishu(_) => feishu::MAX_BATCH,
             ChannelKind::WeCom(_) => wecom::MAX_BATCH,
             ChannelKind::Console(_) => console::MAX_BATCH,
+            ChannelKind::Alertmanager(_) => alertmanager::MAX_BATCH,
         }
     }
 }
@@ -143,7 +148,7 @@ impl ChannelConfig {
 
 /// Every channel type: its name, the keys it takes besides the shared ones,
 /// and the rate limit the platform enforces (used unless `rate_limit` is set).
-const TYPES: [(&str, &[&str], Option<RateLimit>); 7] = [
+const TYPES: [(&str, &[&str], Option<RateLimit>); 8] = [
     (dingtalk::TYPE, dingtalk::KEYS, dingtalk::RATE_LIMIT),
     (slack::TYPE, slack::KEYS, slack::RATE_LIMIT),
     (email::TYPE, email::KEYS, email::RATE_LIMIT),
@@ -151,9 +156,14 @@ const TYPES: [(&str, &[&str], Option<RateLimit>); 7] = [
     (feishu::TYPE, feishu::KEYS, feishu::RATE_LIMIT),
     (wecom::TYPE, wecom::KEYS, wecom::RATE_LIMIT),
     (console::TYPE, console::KEYS, console::RATE_LIMIT),
+    (
+        alertmanager::TYPE,
+        alertmanager::KEYS,
+        alertmanager::RATE_LIMIT,
+    ),
 ];
 
-const TYPE_LIST: &str = "dingtalk, slack, email, webhook, feishu, wecom or console";
+const TYPE_LIST: &str = "dingtalk, slack, email, webhook, feishu, wecom, alertmanager or console";
 
 /// The keys every channel type takes.
 #[derive(Debug, Default, Deserialize)]
@@ -361,6 +371,9 @@ fn read(
         webhook::TYPE => webhook::read(own, &owner, errors).map(ChannelKind::Webhook),
         feishu::TYPE => feishu::read(own, &owner, errors).map(ChannelKind::Feishu),
         wecom::TYPE => wecom::read(own, &owner, errors).map(ChannelKind::WeCom),
+        alertmanager::TYPE => {
+            alertmanager::read(own, &owner, errors).map(ChannelKind::Alertmanager)
+        }
         _ => console::read(own, &owner, errors).map(ChannelKind::Console),
     }?;
     Some(shared_settings(

@@ -8,6 +8,7 @@ mod budget;
 mod errors;
 mod messages;
 mod rules;
+mod server;
 mod service;
 mod silences;
 mod sources;
@@ -222,7 +223,7 @@ fn build(mut doc: RawDocument, source: &Path, errors: &mut Errors) -> Config {
     let zone = messages.timezone;
     let storage = service::build_storage(&doc.storage, errors);
     let poll = service::build_poll(&doc.poll, zone, errors);
-    let server = service::build_server(&doc.server, errors);
+    let server = server::build_server(&doc.server, errors);
     let delivery = service::build_delivery(&doc.delivery, errors);
     let accounts = sources::build_accounts(&doc.accounts, poll.max_rps, errors);
     let account_names: Vec<String> = accounts.iter().map(|a| a.name.clone()).collect();
@@ -232,6 +233,9 @@ fn build(mut doc: RawDocument, source: &Path, errors: &mut Errors) -> Config {
     for channel in channels.values_mut() {
         channel.max_answer = delivery.max_answer;
         channel.settle_style(&messages);
+        if let super::ChannelKind::Alertmanager(am) = &mut channel.kind {
+            am.status_page = server.status_page();
+        }
     }
     let rules = rules::build_rules(&doc.rules, &channels, errors);
     let silences = silences::build_silences(&doc.silences, zone, errors);

@@ -1,14 +1,11 @@
 //! `[storage]`, `[poll]`, `[server]` and `[delivery]`: the service's own
 //! settings, each with its defaults.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::super::raw::{RawDelivery, RawPoll, RawServer, RawStorage};
-use super::super::{
-    CronSchedule, DeliveryConfig, PollConfig, PollMode, ServerConfig, StorageConfig,
-};
+use super::super::raw::{RawDelivery, RawPoll, RawStorage};
+use super::super::{CronSchedule, DeliveryConfig, PollConfig, PollMode, StorageConfig};
 use super::errors::Errors;
 
 pub(super) fn build_storage(raw: &RawStorage, errors: &mut Errors) -> StorageConfig {
@@ -89,27 +86,6 @@ pub(super) fn build_poll(raw: &RawPoll, zone: chrono_tz::Tz, errors: &mut Errors
             Duration::from_secs(3600),
             "poll.refresh_finished",
         ),
-    }
-}
-
-pub(super) fn build_server(raw: &RawServer, errors: &mut Errors) -> ServerConfig {
-    let listen = match &raw.listen {
-        None => Some(SocketAddr::from(([127, 0, 0, 1], 9187))),
-        Some(text) if text.get_ref().is_empty() || text.get_ref() == "off" => None,
-        Some(text) => match text.get_ref().parse::<SocketAddr>() {
-            Ok(addr) => Some(addr),
-            Err(_) => {
-                errors.at(
-                    text.span(),
-                    format!("server.listen `{}` is not an address like 127.0.0.1:9187 (use \"off\" to disable)", text.get_ref()),
-                );
-                None
-            }
-        },
-    };
-    ServerConfig {
-        listen,
-        unhealthy_after: errors.count(&raw.unhealthy_after, 3, 1..=1000, "server.unhealthy_after"),
     }
 }
 

@@ -113,7 +113,7 @@ pub fn view(message: &Message, style: Style) -> MessageView {
         title.push_own(words::test_tag(style.locale));
     }
     match events.as_slice() {
-        [only] => title.extend(headline(only, style, true)),
+        [only] => title.extend(headline(only, style, true, true)),
         _ => title.extend(group_title(&events, status, severity, style.locale)),
     }
     let latest = events.iter().map(|e| e.at).max().unwrap_or_default();
@@ -132,7 +132,7 @@ pub fn view(message: &Message, style: Style) -> MessageView {
             .map(|e| EventView {
                 status: e.status,
                 severity: e.severity,
-                headline: headline(e, style, false),
+                headline: headline(e, style, false, true),
                 fields: fields(e, style, message.test),
             })
             .collect(),
@@ -142,18 +142,28 @@ pub fn view(message: &Message, style: Style) -> MessageView {
 
 /// The headline of one alert with its error brief, as a title of that alert alone would read.
 pub fn event_headline(event: &Event, style: Style) -> Line {
-    headline(event, style, true)
+    headline(event, style, true, true)
+}
+
+/// The same without the status tag, for receivers that track the status
+/// themselves (Alertmanager's `summary`).
+pub fn event_summary(event: &Event, style: Style) -> Line {
+    headline(event, style, true, false)
 }
 
 /// `[FIRING·critical] Full data › order_items failed · orders · DTS-1020042 …`;
-/// `with_error` adds the error's code and first words (titles of one alert).
-fn headline(event: &Event, style: Style, with_error: bool) -> Line {
+/// `with_error` adds the error's code and first words (titles of one alert),
+/// `tagged` the status and severity in front.
+fn headline(event: &Event, style: Style, with_error: bool, tagged: bool) -> Line {
     let locale = style.locale;
-    let tag = words::status_tag(event.status, event.severity, locale);
-    let mut line = Line::new().own(match locale {
-        Locale::En => format!("{tag} "),
-        Locale::ZhCn => tag,
-    });
+    let mut line = Line::new();
+    if tagged {
+        let tag = words::status_tag(event.status, event.severity, locale);
+        line.push_own(match locale {
+            Locale::En => format!("{tag} "),
+            Locale::ZhCn => tag,
+        });
+    }
     line.extend(subject(event, locale));
     if let Some(lasted) = lasted(event, locale) {
         line.push_own(lasted);

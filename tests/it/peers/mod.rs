@@ -4,6 +4,7 @@
 //! and answers with the platform's real error codes. A fake can be stopped
 //! (connection refused) and started again on the same port.
 
+pub mod alertmanager;
 pub mod dingtalk;
 pub mod feishu;
 pub mod hostile;

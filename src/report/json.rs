@@ -1,15 +1,13 @@
-//! `--format json`: the shapes `status`, `once`, `outbox` and `silence list`
-//! print, one object per thing, with stable field names (documented in the
-//! README, shared with the HTTP API to come). Times are RFC 3339 in UTC;
-//! absent values are `null`, never an empty string.
+//! The JSON shapes the CLI (`--format json`) and the HTTP API (`/api/v1/`)
+//! share: one object per thing, with stable field names (documented in the
+//! README and `openapi.json`). Times are RFC 3339 in UTC; absent values are
+//! `null`, never an empty string.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::dts::{JobSnapshot, Step};
-use crate::rules::AlertState;
 use crate::rules::silence::Silence;
-use crate::store::alerts::ActiveAlert;
 use crate::store::from_millis;
 use crate::store::outbox::{ChannelCounts, OutboxRow};
 
@@ -64,33 +62,34 @@ pub struct PollJson {
     pub error_code: Option<String>,
 }
 
-/// A pending or firing alert.
-#[derive(Debug, Serialize)]
+/// A pending or firing alert, and whether its notifications go out.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct AlertJson {
-    /// `pending` or `firing`.
+    /// `pending` or `firing`: the rule's lifecycle.
     pub status: String,
+    /// What the on-call person sees: `pending`, `firing`, or `silenced` /
+    /// `inhibited` (firing, notifications held back).
+    pub state: String,
+    /// The silence id or the inhibiting rule, when held back.
+    pub suppressed_by: Option<String>,
     pub severity: String,
     pub rule: String,
     pub job_id: String,
     pub job_name: Option<String>,
+    pub region: String,
     /// Empty for a job-level alert.
     pub path: String,
+    /// The step as people name it (`Full data (03) › orders`).
+    pub step: Option<String>,
+    /// One line saying what is wrong, in English.
+    pub summary: Option<String>,
+    /// DTS's error message, when the alert carries one.
+    pub error: Option<String>,
+    /// Stable across the alert's notifications (as in the webhook document).
+    pub fingerprint: Option<String>,
     pub since: Option<DateTime<Utc>>,
-}
-
-impl From<&ActiveAlert> for AlertJson {
-    fn from(a: &ActiveAlert) -> Self {
-        let state: AlertState = serde_json::from_str(&a.state).unwrap_or_default();
-        Self {
-            status: a.status.clone(),
-            severity: a.severity.clone(),
-            rule: a.rule.clone(),
-            job_id: a.dts_job_id.clone(),
-            job_name: a.job_name.clone(),
-            path: a.path.clone(),
-            since: state.since,
-        }
-    }
+    pub fired_at: Option<DateTime<Utc>>,
+    pub last_notified: Option<DateTime<Utc>>,
 }
 
 /// A channel's share of the outbox.
@@ -146,7 +145,7 @@ impl From<&OutboxRow> for OutboxJson {
     }
 }
 
-/// A silence, from the database (`source: "cli"`) or the config.
+/// A silence, added at run time (`source: "runtime"`, by the CLI or the API) or from the config.
 #[derive(Debug, Serialize)]
 pub struct SilenceJson {
     pub id: String,
@@ -200,10 +199,4 @@ impl SilenceJson {
             author,
         }
     }
-}
-
-/// Prints `value` as pretty JSON and a newline.
-pub fn print(value: &impl Serialize) -> anyhow::Result<()> {
-    crate::outln!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
 }

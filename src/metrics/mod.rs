@@ -12,6 +12,10 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
+mod jobs;
+
+pub use jobs::{JobSeries, StepSeries};
+
 /// Upper bounds of the poll duration histogram, in seconds.
 pub const POLL_DURATION_BUCKETS: [f64; 10] =
     [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
@@ -100,7 +104,7 @@ impl Counter {
     pub fn labels(self) -> &'static [&'static str] {
         match self {
             Counter::Polls => &["outcome"],
-            Counter::PollsSkipped => &["job"],
+            Counter::PollsSkipped => &["dts_job_id"],
             Counter::ApiErrors | Counter::ApiRetries => &["code"],
             Counter::ApiBackoffSeconds => &[],
             Counter::StoreErrors => &["kind"],
@@ -124,10 +128,13 @@ pub enum Gauge {
     Healthy,
     ApiBudgetRate,
     ApiBudgetUtilisation,
+    BuildInfo,
+    ConfigReloadSuccessful,
+    ConfigReloadTimestamp,
 }
 
 impl Gauge {
-    pub const ALL: [Gauge; 8] = [
+    pub const ALL: [Gauge; 11] = [
         Gauge::LastSuccessfulPoll,
         Gauge::JobsWatched,
         Gauge::Alerts,
@@ -136,6 +143,9 @@ impl Gauge {
         Gauge::Healthy,
         Gauge::ApiBudgetRate,
         Gauge::ApiBudgetUtilisation,
+        Gauge::BuildInfo,
+        Gauge::ConfigReloadSuccessful,
+        Gauge::ConfigReloadTimestamp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -148,6 +158,9 @@ impl Gauge {
             Gauge::Healthy => "dtswatch_healthy",
             Gauge::ApiBudgetRate => "dtswatch_api_budget_requests_per_second",
             Gauge::ApiBudgetUtilisation => "dtswatch_api_budget_utilisation_ratio",
+            Gauge::BuildInfo => "dtswatch_build_info",
+            Gauge::ConfigReloadSuccessful => "dtswatch_config_last_reload_successful",
+            Gauge::ConfigReloadTimestamp => "dtswatch_config_last_reload_success_timestamp_seconds",
         }
     }
 
@@ -165,19 +178,44 @@ impl Gauge {
             Gauge::ApiBudgetUtilisation => {
                 "The share of an account's budget in a region its requests used over the last 10 s."
             }
+            Gauge::BuildInfo => "Always 1: the version and source revision of this dtswatch.",
+            Gauge::ConfigReloadSuccessful => {
+                "1 when the last config load (start or SIGHUP) succeeded, 0 when it was rejected."
+            }
+            Gauge::ConfigReloadTimestamp => {
+                "When the config was last loaded successfully (Unix time)."
+            }
         }
     }
 
     pub fn labels(self) -> &'static [&'static str] {
         match self {
-            Gauge::LastSuccessfulPoll => &["job"],
+            Gauge::LastSuccessfulPoll => &["dts_job_id"],
             Gauge::JobsWatched | Gauge::Healthy => &[],
             Gauge::Alerts => &["rule", "severity", "status"],
             Gauge::OutboxPending | Gauge::OutboxDead => &["channel"],
             Gauge::ApiBudgetRate | Gauge::ApiBudgetUtilisation => &["account", "region"],
+            Gauge::BuildInfo => &["version", "revision"],
+            Gauge::ConfigReloadSuccessful | Gauge::ConfigReloadTimestamp => &[],
         }
     }
 }
+
+/// Every outcome a poll can have (`ok`, or an error class), registered at 0.
+const OUTCOMES: [&str; 12] = [
+    "ok",
+    "throttled",
+    "server",
+    "timeout",
+    "network",
+    "nonce_used",
+    "timestamp_expired",
+    "token_expired",
+    "auth",
+    "client",
+    "malformed",
+    "credentials",
+];
 
 const POLL_DURATION: &str = "dtswatch_poll_duration_seconds";
 const POLL_DURATION_HELP: &str = "Time to poll one job, retries included.";
@@ -200,6 +238,8 @@ struct Families {
     counters: BTreeMap<Counter, BTreeMap<Values, f64>>,
     gauges: BTreeMap<Gauge, BTreeMap<Values, f64>>,
     poll_duration: Histogram,
+    /// What each job's last poll said, by DTS job id: `dtswatch_job_up` and the step gauges.
+    jobs: BTreeMap<String, JobSeries>,
 }
 
 /// Thread-safe metric values.
@@ -232,6 +272,14 @@ impl Metrics {
         }
         metrics.register(Counter::ApiBackoffSeconds, &[]);
         metrics.register(Counter::SchedulerWakeups, &[]);
+        for outcome in OUTCOMES {
+            metrics.register(Counter::Polls, &[outcome]);
+        }
+        metrics.set(
+            Gauge::BuildInfo,
+            &[env!("CARGO_PKG_VERSION"), env!("DTSWATCH_REVISION")],
+            1.0,
+        );
         metrics
     }
 
@@ -280,6 +328,25 @@ impl Metrics {
         if let Some(series) = self.lock().gauges.get_mut(&gauge) {
             series.retain(|labels, _| labels.first().is_none_or(|v| keep(v)));
         }
+    }
+
+    /// Replaces what the metrics show of one job.
+    pub fn set_job(&self, id: &str, series: JobSeries) {
+        self.lock().jobs.insert(id.to_string(), series);
+    }
+
+    /// Marks a job's last poll as failed, keeping its last known steps.
+    pub fn set_job_down(&self, id: &str, name: &str, region: &str) {
+        let mut families = self.lock();
+        let job = families.jobs.entry(id.to_string()).or_default();
+        job.up = false;
+        job.name = name.to_string();
+        job.region = region.to_string();
+    }
+
+    /// Drops the series of jobs no longer watched.
+    pub fn retain_jobs(&self, keep: impl Fn(&str) -> bool) {
+        self.lock().jobs.retain(|id, _| keep(id));
     }
 
     pub fn observe_poll(&self, duration: Duration) {
@@ -357,6 +424,7 @@ impl Metrics {
                 ),
             }
         }
+        jobs::render_jobs(&mut out, &families.jobs);
         let h = &families.poll_duration;
         let _ = writeln!(
             out,
@@ -377,7 +445,7 @@ impl Metrics {
 }
 
 /// Escapes a label value: backslash, quote and newline.
-fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -418,9 +486,11 @@ mod tests {
         metrics.observe_poll(Duration::from_millis(80));
         let text = metrics.render(&[(Gauge::OutboxPending, vec![(vec!["a\"b".to_string()], 2.0)])]);
         assert!(
-            text.contains(
-                "# TYPE dtswatch_polls_total counter\ndtswatch_polls_total{outcome=\"ok\"} 2\n"
-            ),
+            text.contains("# TYPE dtswatch_polls_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dtswatch_polls_total{outcome=\"ok\"} 2\n"),
             "{text}"
         );
         assert!(text.contains("dtswatch_jobs_watched 3\n"));
@@ -461,7 +531,7 @@ mod tests {
         metrics.set(Gauge::LastSuccessfulPoll, &["b"], 2.0);
         metrics.retain(Gauge::LastSuccessfulPoll, |job| job == "a");
         let text = metrics.render(&[]);
-        assert!(text.contains("job=\"a\""));
-        assert!(!text.contains("job=\"b\""));
+        assert!(text.contains("dts_job_id=\"a\""), "{text}");
+        assert!(!text.contains("dts_job_id=\"b\""), "{text}");
     }
 }
