@@ -98,5 +98,6 @@ pub fn describe(row: &ActiveAlert, silences: &[Silence], now: DateTime<Utc>) -> 
         since: state.since,
         fired_at: state.fired_at,
         last_notified: state.last_notified,
+        event: event.map(Box::new),
     }
 }

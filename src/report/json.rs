@@ -90,6 +90,10 @@ pub struct AlertJson {
     pub since: Option<DateTime<Utc>>,
     pub fired_at: Option<DateTime<Utc>>,
     pub last_notified: Option<DateTime<Utc>>,
+    /// The latest event itself, for views that word it in their own
+    /// language (the status page); not part of the JSON.
+    #[serde(skip)]
+    pub event: Option<Box<crate::rules::Event>>,
 }
 
 /// A channel's share of the outbox.

@@ -85,13 +85,23 @@ impl AlertView {
             href: job_href(&alert.job_id),
             path: alert.path.clone(),
             step: alert.step.clone().unwrap_or_default(),
-            summary: alert.summary.clone().unwrap_or_default(),
-            // Said once: many summaries are the error itself.
-            error: alert
-                .error
-                .clone()
-                .filter(|e| alert.summary.as_ref() != Some(e))
+            // In the page's language where the event says enough.
+            summary: alert
+                .event
+                .as_deref()
+                .map(|event| {
+                    crate::notify::syntax::PLAIN.write(&crate::notify::view::event_summary(
+                        event,
+                        crate::notify::view::Style {
+                            locale: speech.locale,
+                            zone: speech.zone,
+                        },
+                    ))
+                })
+                .or_else(|| alert.summary.clone())
                 .unwrap_or_default(),
+            // Said once: many summaries are the error itself.
+            error: alert.error.clone().unwrap_or_default(),
             since: speech.time(alert.since),
         }
     }
