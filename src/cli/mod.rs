@@ -38,9 +38,9 @@ fn report_config_errors(errors: &ConfigErrors) -> ExitCode {
 
 /// The database, created if missing: for `once`, which records polls.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Store::open(&config.storage.path)
+    Store::connect(&config.storage)
         .await
-        .with_context(|| format!("opening the database {}", config.storage.path.display()))
+        .with_context(|| format!("opening the database {}", config.storage.describe()))
 }
 
 /// The database a daemon has created, never a new one: for the operator's
@@ -48,12 +48,12 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// is an error naming the file instead of an empty answer (or a silence
 /// that silences nothing).
 pub async fn open_existing_store(config: &Config) -> anyhow::Result<Store> {
-    Ok(Store::open_existing(&config.storage.path).await?)
+    Ok(Store::connect_existing(&config.storage).await?)
 }
 
 /// Like [`open_existing_store`], read-only: for commands that only read.
 pub async fn open_store_read_only(config: &Config) -> anyhow::Result<Store> {
-    Ok(Store::open_read_only(&config.storage.path).await?)
+    Ok(Store::connect_read_only(&config.storage).await?)
 }
 
 /// Runs the command `cli` names; returns the process exit code.

@@ -47,7 +47,10 @@ pub async fn once(
     env: &Environment,
     format: OutputFormat,
 ) -> anyhow::Result<ExitCode> {
-    let _lock = crate::store::lock::acquire(&config.storage.path)?;
+    let _lock = match config.storage.url {
+        None => Some(crate::store::lock::acquire(&config.storage.path)?),
+        Some(_) => None,
+    };
     let (ctx, deliverer) = context(config, env).await?;
     let jobs = discovery::watch_once(&config.jobs, &config.discover, &ctx.clients).await;
     let mut rows = Vec::new();

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::args::OutputFormat;
 use super::open_store_read_only;
@@ -106,7 +106,7 @@ pub async fn report(
 
 /// Pending and firing alerts, with the silence or rule holding one back.
 async fn alerts_table(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     configured: &[SilenceConfig],
     zone: chrono_tz::Tz,
 ) -> Result<String, StoreError> {
@@ -141,7 +141,7 @@ async fn alerts_table(
 }
 
 /// Channels with notifications waiting or dead, and their last error.
-async fn outbox_table(conn: &mut SqliteConnection) -> Result<String, StoreError> {
+async fn outbox_table(conn: &mut AnyConnection) -> Result<String, StoreError> {
     let channels = outbox::counts(conn).await?;
     if channels.is_empty() {
         return Ok("outbox empty: every notification delivered\n".into());

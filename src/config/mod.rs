@@ -15,6 +15,7 @@ mod raw;
 mod schedule;
 mod secret;
 mod size;
+mod storage;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -40,6 +41,7 @@ pub use matcher::Matcher;
 pub use schedule::CronSchedule;
 pub use secret::Secret;
 pub use size::parse_size;
+pub use storage::{HaConfig, StorageConfig, redacted as redacted_url};
 
 /// The validated configuration. Built only by [`load`] / [`parse`].
 #[derive(Debug, Clone)]
@@ -47,6 +49,7 @@ pub struct Config {
     /// Where the config came from, for messages and SIGHUP reloads.
     pub source: PathBuf,
     pub storage: StorageConfig,
+    pub ha: HaConfig,
     pub poll: PollConfig,
     pub server: ServerConfig,
     pub delivery: DeliveryConfig,
@@ -61,14 +64,6 @@ pub struct Config {
     /// What `check-config` and the daemon's start-up say but accept, as
     /// `file:line:column: warning: message` lines.
     pub warnings: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct StorageConfig {
-    pub path: PathBuf,
-    /// Polls, snapshots and resolved alerts older than this are pruned.
-    pub retention: Duration,
-    pub prune_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -606,7 +601,7 @@ impl Config {
                 kinds
             },
             self.poll.schedule.source,
-            self.storage.path.display(),
+            self.storage.describe(),
             format_duration(self.storage.retention),
             watchdog,
         )

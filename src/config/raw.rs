@@ -14,8 +14,16 @@ pub type Text = Spanned<String>;
 #[serde(deny_unknown_fields)]
 pub struct RawStorage {
     pub path: Option<Text>,
+    pub url: Option<Text>,
     pub retention: Option<Text>,
     pub prune_interval: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHa {
+    pub failover: Option<Text>,
+    pub instance: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -94,10 +94,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     mut options: Options,
 ) -> anyhow::Result<()> {
-    let _lock = crate::store::lock::acquire(&config.storage.path)?;
-    let store = Store::open(&config.storage.path)
+    // One daemon per SQLite file; on PostgreSQL the leader lease decides.
+    let _lock = match config.storage.url {
+        None => Some(crate::store::lock::acquire(&config.storage.path)?),
+        Some(_) => None,
+    };
+    let store = Store::connect(&config.storage)
         .await
-        .with_context(|| format!("opening the database {}", config.storage.path.display()))?;
+        .with_context(|| format!("opening the database {}", config.storage.describe()))?;
     let shared = Shared {
         recorder: Arc::new(Recorder::new(store.clone())),
         metrics: Arc::new(Metrics::new()),
@@ -115,7 +119,7 @@ pub async fn run(
     tracing::info!(
         jobs = runtime.config.jobs.len(),
         discover = runtime.config.discover.len(),
-        database = %runtime.config.storage.path.display(),
+        database = %runtime.config.storage.describe(),
         "dtswatch started"
     );
     let (runtime_tx, runtime_rx) = watch::channel(runtime.clone());

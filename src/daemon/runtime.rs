@@ -78,10 +78,8 @@ impl Runtime {
                 format!("{} problem(s) in {}", errors.errors.len(), path.display())
             })
             .and_then(|config| {
-                if config.storage.path != self.config.storage.path {
-                    tracing::warn!(
-                        "storage.path changed; the new database is used after a restart"
-                    );
+                if config.storage.describe() != self.config.storage.describe() {
+                    tracing::warn!("the storage changed; the new database is used after a restart");
                 }
                 Runtime::build(config, shared).map_err(|e| format!("{e:#}"))
             });

@@ -4,7 +4,7 @@
 //! by the latest held-back notification).
 
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::json::AlertJson;
 use crate::config::SilenceConfig;
@@ -15,7 +15,7 @@ use crate::store::alerts::{self, ActiveAlert};
 
 /// Every alert pending or firing, firing first.
 pub async fn list(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     configured: &[SilenceConfig],
     now: DateTime<Utc>,
 ) -> Result<Vec<AlertJson>, StoreError> {
@@ -31,7 +31,7 @@ pub async fn list(
 /// (not silenced, not inhibited): what receivers that must be told again
 /// and again (Alertmanager) are re-sent.
 pub async fn firing_events(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     configured: &[SilenceConfig],
     now: DateTime<Utc>,
 ) -> Result<Vec<Event>, StoreError> {

@@ -4,7 +4,7 @@
 //! which alerts are silenced now.
 
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::json::SilenceJson;
 use crate::config::SilenceConfig;
@@ -13,7 +13,7 @@ use crate::store::{StoreError, silences};
 
 /// Every silence that has not ended, database first, with its source and author.
 pub async fn list(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     configured: &[SilenceConfig],
     now: DateTime<Utc>,
 ) -> Result<Vec<SilenceJson>, StoreError> {
@@ -36,7 +36,7 @@ pub async fn list(
 
 /// The silences that may hold a notification back now or later.
 pub async fn in_force(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     configured: &[SilenceConfig],
     now: DateTime<Utc>,
 ) -> Result<Vec<Silence>, StoreError> {

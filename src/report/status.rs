@@ -3,7 +3,7 @@
 //! one, the alerts pending or firing, the outbox per channel.
 
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::json;
 use crate::config::SilenceConfig;
@@ -68,7 +68,7 @@ pub async fn job(store: &Store, id_or_name: &str) -> Result<Option<JobJson>, Sto
     ))
 }
 
-async fn jobs_in(conn: &mut SqliteConnection) -> Result<Vec<JobJson>, StoreError> {
+async fn jobs_in(conn: &mut AnyConnection) -> Result<Vec<JobJson>, StoreError> {
     let mut cache = SnapshotCache::default();
     let mut out = Vec::new();
     for job in jobs::all(conn).await? {
@@ -78,7 +78,7 @@ async fn jobs_in(conn: &mut SqliteConnection) -> Result<Vec<JobJson>, StoreError
 }
 
 async fn job_json(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     cache: &mut SnapshotCache,
     job: &jobs::JobRow,
 ) -> Result<JobJson, StoreError> {

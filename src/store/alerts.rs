@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::{StoreError, millis};
 use crate::config::Severity;
@@ -12,11 +12,11 @@ use crate::rules::{AlertKey, AlertState, Event};
 
 /// Loads the stored state of every alert of a job.
 pub async fn load_for_job(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: i64,
 ) -> Result<BTreeMap<AlertKey, AlertState>, StoreError> {
     let rows: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT rule, path, state FROM alerts WHERE job = ?1")
+        sqlx::query_as("SELECT rule, path, state FROM alerts WHERE job = $1")
             .bind(job)
             .fetch_all(&mut *conn)
             .await?;
@@ -31,7 +31,7 @@ pub async fn load_for_job(
 
 /// Writes an alert's state, creating its row if needed; returns the row id.
 pub async fn save(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: i64,
     key: &AlertKey,
     severity: Severity,
@@ -41,7 +41,7 @@ pub async fn save(
     let json = serde_json::to_string(state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(sqlx::query_scalar(
         r#"INSERT INTO alerts (rule, job, path, status, severity, state, updated_at)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
            ON CONFLICT (rule, job, path) DO UPDATE SET
                status = excluded.status, severity = excluded.severity,
                state = excluded.state, updated_at = excluded.updated_at
@@ -60,14 +60,14 @@ pub async fn save(
 
 /// The row id of an alert, creating an inactive row if there is none (one-shot rules have no state).
 pub async fn ensure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: i64,
     key: &AlertKey,
     severity: Severity,
     now: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
     let existing: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM alerts WHERE rule = ?1 AND job = ?2 AND path = ?3")
+        sqlx::query_scalar("SELECT id FROM alerts WHERE rule = $1 AND job = $2 AND path = $3")
             .bind(&key.rule)
             .bind(job)
             .bind(&key.path)
@@ -81,16 +81,17 @@ pub async fn ensure(
 
 /// Records a notification decision; `suppressed` says why it was held back.
 pub async fn insert_event(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     alert: i64,
     poll: Option<i64>,
     event: &Event,
     suppressed: Option<&str>,
 ) -> Result<i64, StoreError> {
     let payload = serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(sqlx::query(
+    Ok(sqlx::query_scalar(
         r#"INSERT INTO alert_events (alert, poll, at, status, reason, suppressed, payload)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"#,
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           RETURNING id"#,
     )
     .bind(alert)
     .bind(poll)
@@ -99,9 +100,8 @@ pub async fn insert_event(
     .bind(event.reason.as_str())
     .bind(suppressed)
     .bind(payload)
-    .execute(&mut *conn)
-    .await?
-    .last_insert_rowid())
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 /// An alert that is pending or firing, with its latest notification
@@ -122,7 +122,7 @@ pub struct ActiveAlert {
     pub suppressed: Option<String>,
 }
 
-pub async fn active(conn: &mut SqliteConnection) -> Result<Vec<ActiveAlert>, StoreError> {
+pub async fn active(conn: &mut AnyConnection) -> Result<Vec<ActiveAlert>, StoreError> {
     Ok(sqlx::query_as::<_, ActiveAlert>(
         r#"SELECT a.rule, j.dts_job_id, j.name AS job_name, j.region, a.path, a.status,
                   a.severity, a.state, e.payload AS event, e.suppressed
@@ -151,14 +151,14 @@ pub struct EventRow {
 
 /// A job's notification decisions at or after `since`, oldest first.
 pub async fn events_for_job(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: i64,
     since: DateTime<Utc>,
 ) -> Result<Vec<EventRow>, StoreError> {
     Ok(sqlx::query_as::<_, EventRow>(
         r#"SELECT e.id, a.rule, a.path, e.at, e.status, e.reason, e.suppressed, e.payload
            FROM alert_events e JOIN alerts a ON a.id = e.alert
-           WHERE a.job = ?1 AND e.at >= ?2
+           WHERE a.job = $1 AND e.at >= $2
            ORDER BY e.id"#,
     )
     .bind(job)
@@ -176,7 +176,7 @@ pub struct AlertCount {
     pub count: i64,
 }
 
-pub async fn counts(conn: &mut SqliteConnection) -> Result<Vec<AlertCount>, StoreError> {
+pub async fn counts(conn: &mut AnyConnection) -> Result<Vec<AlertCount>, StoreError> {
     Ok(sqlx::query_as::<_, AlertCount>(
         "SELECT rule, severity, status, COUNT(*) AS count FROM alerts WHERE status != 'inactive' GROUP BY rule, severity, status ORDER BY rule, severity, status",
     )

@@ -3,7 +3,7 @@
 //! never holds a token or a secret (the caller names the actor).
 
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::{StoreError, millis};
 
@@ -30,13 +30,14 @@ pub struct NewAudit<'a> {
 }
 
 pub async fn record(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     entry: &NewAudit<'_>,
     now: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
-    Ok(sqlx::query(
+    Ok(sqlx::query_scalar(
         r#"INSERT INTO audit (at, actor, action, target, job, detail)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6)"#,
+           VALUES ($1, $2, $3, $4, $5, $6)
+           RETURNING id"#,
     )
     .bind(millis(now))
     .bind(entry.actor)
@@ -44,18 +45,17 @@ pub async fn record(
     .bind(&entry.target)
     .bind(&entry.job)
     .bind(entry.detail.to_string())
-    .execute(&mut *conn)
-    .await?
-    .last_insert_rowid())
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 /// Writes at or after `since`, oldest first.
 pub async fn since(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     since: DateTime<Utc>,
 ) -> Result<Vec<AuditRow>, StoreError> {
     Ok(sqlx::query_as::<_, AuditRow>(
-        "SELECT id, at, actor, action, target, job, detail FROM audit WHERE at >= ?1 ORDER BY id",
+        "SELECT id, at, actor, action, target, job, detail FROM audit WHERE at >= $1 ORDER BY id",
     )
     .bind(millis(since))
     .fetch_all(&mut *conn)

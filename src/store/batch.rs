@@ -251,7 +251,7 @@ mod tests {
     }
 
     async fn insert(tx: &mut Tx, n: i64) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO t (n) VALUES (?1)")
+        sqlx::query("INSERT INTO t (n) VALUES ($1)")
             .bind(n)
             .execute(&mut **tx)
             .await?;

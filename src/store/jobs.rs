@@ -2,7 +2,7 @@
 //! or discovery. Other tables refer to its integer id.
 
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::{StoreError, millis};
 use crate::config::JobConfig;
@@ -71,14 +71,14 @@ impl JobRow {
 
 /// Inserts the job or refreshes its details (and un-retires it); returns its row id.
 pub async fn ensure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: &JobConfig,
     source: JobSource,
     now: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
     let id: i64 = sqlx::query_scalar(
         r#"INSERT INTO jobs (dts_job_id, region, account, name, source, first_seen)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+           VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (dts_job_id) DO UPDATE SET
                region = excluded.region, account = excluded.account, name = excluded.name,
                source = excluded.source, retired_at = NULL
@@ -95,7 +95,7 @@ pub async fn ensure(
     Ok(id)
 }
 
-pub async fn all(conn: &mut SqliteConnection) -> Result<Vec<JobRow>, StoreError> {
+pub async fn all(conn: &mut AnyConnection) -> Result<Vec<JobRow>, StoreError> {
     Ok(sqlx::query_as::<_, JobRow>(
         r#"SELECT id, dts_job_id, region, account, name, source, first_seen, retired_at
            FROM jobs ORDER BY retired_at IS NOT NULL, COALESCE(name, dts_job_id)"#,
@@ -106,12 +106,12 @@ pub async fn all(conn: &mut SqliteConnection) -> Result<Vec<JobRow>, StoreError>
 
 /// A job by DTS job id or by name.
 pub async fn find(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id_or_name: &str,
 ) -> Result<Option<JobRow>, StoreError> {
     Ok(sqlx::query_as::<_, JobRow>(
         r#"SELECT id, dts_job_id, region, account, name, source, first_seen, retired_at
-           FROM jobs WHERE dts_job_id = ?1 OR name = ?1 ORDER BY dts_job_id = ?1 DESC LIMIT 1"#,
+           FROM jobs WHERE dts_job_id = $1 OR name = $1 ORDER BY dts_job_id = $1 DESC LIMIT 1"#,
     )
     .bind(id_or_name)
     .fetch_optional(&mut *conn)
@@ -119,11 +119,11 @@ pub async fn find(
 }
 
 pub async fn retire(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: i64,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE jobs SET retired_at = ?2 WHERE id = ?1 AND retired_at IS NULL")
+    sqlx::query("UPDATE jobs SET retired_at = $2 WHERE id = $1 AND retired_at IS NULL")
         .bind(id)
         .bind(millis(now))
         .execute(&mut *conn)

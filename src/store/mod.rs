@@ -1,12 +1,16 @@
-//! SQLite through sqlx: opening (WAL, busy timeout, foreign keys), migrations,
-//! and one submodule per table family. Every function takes `now` (or a time)
-//! as an argument; nothing here reads the clock. SQL lives in raw strings next
-//! to the function that runs it.
+//! The database through sqlx's `Any` driver: the embedded SQLite file
+//! (`storage.path`: WAL, busy timeout, foreign keys) or a shared PostgreSQL
+//! (`storage.url`), each with its own migrations (`migrations/sqlite`,
+//! `migrations/postgres`) and the same schema meaning; and one submodule
+//! per table family. Queries are written once, with `$N` parameters, in SQL
+//! both engines speak; the few that differ ask [`backend`]. Every function
+//! takes `now` (or a time) as an argument; nothing here reads the clock.
 
 pub mod alerts;
 pub mod audit;
 pub mod batch;
 pub mod jobs;
+pub mod lease;
 pub mod lock;
 pub mod outbox;
 pub mod polls;
@@ -20,12 +24,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::Sqlite;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
-};
+use sqlx::{Any, AnyConnection, AnyPool};
+
+use crate::config::StorageConfig;
+
+/// Which engine a connection talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The engine behind `conn`, for the few statements the two write differently.
+pub fn backend(conn: &AnyConnection) -> Backend {
+    if conn.backend_name().eq_ignore_ascii_case("PostgreSQL") {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    }
+}
 
 /// A write transaction (`BEGIN IMMEDIATE` … `COMMIT`) on a pooled
 /// connection. A transaction that is not committed — a failed statement, a
@@ -36,7 +55,7 @@ use sqlx::sqlite::{
 /// when SQLite rolled back by itself after an I/O error, and every later
 /// `BEGIN` on it fails until restart.)
 pub struct Tx {
-    conn: PoolConnection<Sqlite>,
+    conn: PoolConnection<Any>,
     finished: bool,
 }
 
@@ -63,15 +82,15 @@ impl Drop for Tx {
 }
 
 impl std::ops::Deref for Tx {
-    type Target = SqliteConnection;
+    type Target = AnyConnection;
 
-    fn deref(&self) -> &SqliteConnection {
+    fn deref(&self) -> &AnyConnection {
         &self.conn
     }
 }
 
 impl std::ops::DerefMut for Tx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
         &mut self.conn
     }
 }
@@ -86,6 +105,9 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    /// A write of the leader's work from a process that no longer leads.
+    #[error("fenced: {0}")]
+    Fenced(String),
     #[error(
         "no database at {path}: no `dtswatch run` or `once` has used this config's storage.path yet (is -c the daemon's config?)"
     )]
@@ -98,8 +120,10 @@ impl StoreError {
     /// tried again by the next poll or delivery.
     pub fn is_disk_full(&self) -> bool {
         match self {
+            // SQLITE_FULL, PostgreSQL's disk_full.
             StoreError::Sql(sqlx::Error::Database(e)) => {
-                e.code().as_deref() == Some("13") || e.message().contains("disk is full")
+                matches!(e.code().as_deref(), Some("13" | "53100"))
+                    || e.message().contains("disk is full")
             }
             StoreError::Sql(sqlx::Error::Io(e))
             | StoreError::Open {
@@ -125,15 +149,33 @@ impl StoreError {
 /// The database, shared by every task.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
-    /// The file opened, and its identity (device, inode) at the time.
-    file: Arc<(PathBuf, Option<(u64, u64)>)>,
+    pool: AnyPool,
+    backend: Backend,
+    /// The SQLite file opened, and its identity (device, inode) at the time.
+    file: Option<Arc<OpenedFile>>,
+    /// Set on the leader's clones (PostgreSQL): every transaction checks the lease.
+    fence: Option<Arc<lease::Fence>>,
 }
+
+/// A file opened and its identity (device, inode) at the time.
+type OpenedFile = (PathBuf, Option<(u64, u64)>);
 
 /// The device and inode of a file, if it exists.
 fn identity(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt as _;
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// How long PostgreSQL lets a transaction sit idle before ending it: a
+/// frozen leader's transaction holds the lease row's share lock, and a
+/// takeover waits for it. dtswatch's own transactions idle for milliseconds
+/// (deliveries, which idle while they send, set their own limit).
+const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(5);
+
+/// Registers sqlx's drivers for the `Any` pool (once per process).
+fn install_drivers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(sqlx::any::install_default_drivers);
 }
 
 /// Unix milliseconds, the unit of every time column.
@@ -198,57 +240,188 @@ impl Store {
                 source: sqlx::Error::Io(e),
             })?;
         }
-        let options = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(|e| StoreError::Open {
-                path: path.display().to_string(),
-                source: e,
-            })?
-            .filename(path)
-            .create_if_missing(create)
-            .read_only(access == Access::ReadOnly)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true)
-            // 512 KiB of page cache per connection (SQLite's default is 2 MiB):
-            // writes append, and reads are small; the service stays frugal.
-            .pragma("cache_size", "-512");
-        let pool = SqlitePoolOptions::new()
+        let mode = match access {
+            Access::Create => "rwc",
+            Access::Existing => "rw",
+            Access::ReadOnly => "ro",
+        };
+        let url = format!(
+            "sqlite://{}?mode={mode}",
+            percent_encoding::utf8_percent_encode(
+                &path.display().to_string(),
+                percent_encoding::NON_ALPHANUMERIC
+            )
+            .to_string()
+            .replace("%2F", "/")
+        );
+        let opened = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(opened)?;
+        let read_only = access == Access::ReadOnly;
+        install_drivers();
+        let pool = AnyPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(60))
             // A local file needs no liveness ping on every checkout.
             .test_before_acquire(false)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    // 512 KiB of page cache per connection (SQLite's default
+                    // is 2 MiB): writes append, and reads are small.
+                    let mut pragmas = vec![
+                        "PRAGMA busy_timeout = 30000",
+                        "PRAGMA foreign_keys = ON",
+                        "PRAGMA synchronous = NORMAL",
+                        "PRAGMA cache_size = -512",
+                    ];
+                    if !read_only {
+                        pragmas.insert(0, "PRAGMA journal_mode = WAL");
+                    }
+                    for pragma in pragmas {
+                        sqlx::query(pragma).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
-            .map_err(|e| StoreError::Open {
-                path: path.display().to_string(),
-                source: e,
-            })?;
-        let migrator = sqlx::migrate!("./migrations");
+            .map_err(opened)?;
+        let migrator = sqlx::migrate!("./migrations/sqlite");
         if access == Access::ReadOnly {
-            let newest = migrator.iter().map(|m| m.version).max().unwrap_or(0);
-            let applied: Option<i64> =
-                sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap_or(None);
-            if applied.unwrap_or(0) < newest {
-                return Err(StoreError::Corrupt(format!(
-                    "{} was written by an older dtswatch (schema {}, this one needs {newest}); start `dtswatch run` once to migrate it",
-                    path.display(),
-                    applied.unwrap_or(0)
-                )));
-            }
+            Self::check_schema(&pool, &migrator, &path.display().to_string()).await?;
         } else {
             migrator.run(&pool).await?;
         }
         Ok(Self {
             pool,
-            file: Arc::new((path.to_path_buf(), identity(path))),
+            backend: Backend::Sqlite,
+            file: Some(Arc::new((path.to_path_buf(), identity(path)))),
+            fence: None,
         })
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    /// The database `storage` names, created and migrated if needed (the
+    /// daemon and `once`).
+    pub async fn connect(storage: &StorageConfig) -> Result<Self, StoreError> {
+        match &storage.url {
+            None => Self::open(&storage.path).await,
+            Some(url) => Self::open_postgres(url.expose(), Access::Create).await,
+        }
+    }
+
+    /// The database `storage` names, which must exist (writing commands).
+    pub async fn connect_existing(storage: &StorageConfig) -> Result<Self, StoreError> {
+        match &storage.url {
+            None => Self::open_existing(&storage.path).await,
+            Some(url) => Self::open_postgres(url.expose(), Access::Existing).await,
+        }
+    }
+
+    /// The database `storage` names, for reading only (listing commands).
+    pub async fn connect_read_only(storage: &StorageConfig) -> Result<Self, StoreError> {
+        match &storage.url {
+            None => Self::open_read_only(&storage.path).await,
+            Some(url) => Self::open_postgres(url.expose(), Access::ReadOnly).await,
+        }
+    }
+
+    /// Refuses a database whose schema is older than this build's: a
+    /// reading command must not migrate it, and cannot read it as it is.
+    async fn check_schema(
+        pool: &AnyPool,
+        migrator: &sqlx::migrate::Migrator,
+        shown: &str,
+    ) -> Result<(), StoreError> {
+        let newest = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(pool)
+                .await
+                .unwrap_or(None);
+        if applied.unwrap_or(0) < newest {
+            return Err(StoreError::Corrupt(format!(
+                "{shown} was written by an older dtswatch (schema {}, this one needs {newest}); start `dtswatch run` once to migrate it",
+                applied.unwrap_or(0)
+            )));
+        }
+        Ok(())
+    }
+
+    /// A PostgreSQL database shared by every instance. Its schema is
+    /// migrated (under sqlx's advisory lock, so two instances starting
+    /// together do not race) unless `access` only reads. A transaction left
+    /// open by a frozen instance is ended by the server after
+    /// [`IDLE_IN_TRANSACTION`], so its locks cannot hold the others up.
+    async fn open_postgres(url: &str, access: Access) -> Result<Self, StoreError> {
+        let shown = crate::config::redacted_url(url);
+        let opened = |source| StoreError::Open {
+            path: shown.clone(),
+            source,
+        };
+        install_drivers();
+        let options = AnyConnectOptions::from_str(url).map_err(opened)?;
+        let read_only = access == Access::ReadOnly;
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    sqlx::query("SET application_name = 'dtswatch'")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SET idle_in_transaction_session_timeout = {}",
+                        IDLE_IN_TRANSACTION.as_millis()
+                    )))
+                    .execute(&mut *conn)
+                    .await?;
+                    if read_only {
+                        sqlx::query("SET default_transaction_read_only = on")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(opened)?;
+        let migrator = sqlx::migrate!("./migrations/postgres");
+        if access == Access::Create {
+            migrator.run(&pool).await?;
+        } else {
+            Self::check_schema(&pool, &migrator, &shown).await?;
+        }
+        Ok(Self {
+            pool,
+            backend: Backend::Postgres,
+            file: None,
+            fence: None,
+        })
+    }
+
+    /// This store, with every transaction it begins fenced by `fence`: it
+    /// proceeds only while `fence`'s holder holds the lease of its term.
+    pub fn fenced(&self, fence: Arc<lease::Fence>) -> Self {
+        Self {
+            fence: Some(fence),
+            ..self.clone()
+        }
+    }
+
+    /// The fence this store's transactions pass, if any.
+    pub fn fence(&self) -> Option<&lease::Fence> {
+        self.fence.as_deref()
+    }
+
+    /// The engine this store talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
@@ -257,7 +430,10 @@ impl Store {
     /// nothing written from then on would survive a restart, and the next
     /// start would create an empty database and send every alert again.
     pub fn file_check(&self) -> Result<(), String> {
-        let (path, opened) = &*self.file;
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let (path, opened) = &**file;
         match identity(path) {
             now if now == *opened => Ok(()),
             None => Err(format!(
@@ -273,10 +449,43 @@ impl Store {
 
     /// A write transaction. `BEGIN IMMEDIATE` takes the write lock up front, so
     /// a transaction that reads before it writes cannot fail half-way on a
-    /// concurrent writer (the busy timeout waits instead).
+    /// concurrent writer (the busy timeout waits instead). On a fenced store
+    /// the transaction share-locks the lease row and fails with
+    /// [`StoreError::Fenced`] unless this process still leads.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
+        let mut tx = self.begin_unfenced().await?;
+        if let Some(fence) = &self.fence {
+            lease::check(&mut tx, fence, true).await?;
+        }
+        Ok(tx)
+    }
+
+    /// A transaction that claims outbox rows and stays open while they are
+    /// sent (PostgreSQL): it checks the lease without locking it (a send
+    /// must not hold up the renewal), and may idle for `send_timeout` plus
+    /// a margin before the server ends it.
+    pub async fn begin_delivery(&self, send_timeout: Duration) -> Result<Tx, StoreError> {
+        let mut tx = self.begin_unfenced().await?;
+        let idle = send_timeout.saturating_add(Duration::from_secs(10));
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SET LOCAL idle_in_transaction_session_timeout = {}",
+            idle.as_millis()
+        )))
+        .execute(&mut *tx)
+        .await?;
+        if let Some(fence) = &self.fence {
+            lease::check(&mut tx, fence, false).await?;
+        }
+        Ok(tx)
+    }
+
+    async fn begin_unfenced(&self) -> Result<Tx, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+        let begin = match self.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        if let Err(e) = sqlx::query(begin).execute(&mut *conn).await {
             // Whatever state the connection is in, do not hand it out again.
             conn.close_on_drop();
             return Err(e.into());
@@ -302,7 +511,7 @@ impl Store {
     /// Writes a compacted, consistent copy of the database to `path` (which
     /// must not exist), while writers go on: for measuring growth and for backups.
     pub async fn copy_to(&self, path: &Path) -> Result<(), StoreError> {
-        sqlx::query("VACUUM INTO ?1")
+        sqlx::query("VACUUM INTO $1")
             .bind(path.display().to_string())
             .execute(&self.pool)
             .await?;

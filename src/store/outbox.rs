@@ -3,9 +3,9 @@
 //! summaries of it that health checks, metrics and the watchdog read.
 
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
-use super::{StoreError, millis};
+use super::{Backend, StoreError, backend, millis};
 
 /// Where a row stands; the `status` column holds [`OutboxStatus::as_str`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,26 +28,26 @@ impl OutboxStatus {
 /// Queues a notification; a second row with the same `dedup_key` is ignored.
 /// Returns the new row's id, or `None` for a duplicate.
 pub async fn enqueue(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     channel: &str,
     dedup_key: &str,
     job: Option<i64>,
     payload: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<i64>, StoreError> {
-    let result = sqlx::query(
+    Ok(sqlx::query_scalar(
         r#"INSERT INTO outbox (channel, dedup_key, job, payload, created_at, next_attempt_at)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-           ON CONFLICT (dedup_key) DO NOTHING"#,
+           VALUES ($1, $2, $3, $4, $5, $5)
+           ON CONFLICT (dedup_key) DO NOTHING
+           RETURNING id"#,
     )
     .bind(channel)
     .bind(dedup_key)
     .bind(job)
     .bind(payload)
     .bind(millis(now))
-    .execute(&mut *conn)
-    .await?;
-    Ok((result.rows_affected() == 1).then(|| result.last_insert_rowid()))
+    .fetch_optional(&mut *conn)
+    .await?)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -77,11 +77,11 @@ macro_rules! select_outbox {
 
 /// The oldest pending row of a channel: it decides when the channel may send next.
 pub async fn oldest_pending(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     channel: &str,
 ) -> Result<Option<OutboxRow>, StoreError> {
     Ok(sqlx::query_as::<_, OutboxRow>(select_outbox!(
-        "WHERE status = 'pending' AND channel = ?1 ORDER BY id LIMIT 1"
+        "WHERE status = 'pending' AND channel = $1 ORDER BY id LIMIT 1"
     ))
     .bind(channel)
     .fetch_optional(&mut *conn)
@@ -90,7 +90,7 @@ pub async fn oldest_pending(
 
 /// Pending rows of a channel from `first_id` on, created up to `created_until`, due by `now`.
 pub async fn batch(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     channel: &str,
     first_id: i64,
     created_until: i64,
@@ -98,7 +98,7 @@ pub async fn batch(
     limit: i64,
 ) -> Result<Vec<OutboxRow>, StoreError> {
     Ok(sqlx::query_as::<_, OutboxRow>(select_outbox!(
-        "WHERE status = 'pending' AND channel = ?1 AND id >= ?2 AND created_at <= ?3 AND next_attempt_at <= ?4 ORDER BY id LIMIT ?5"
+        "WHERE status = 'pending' AND channel = $1 AND id >= $2 AND created_at <= $3 AND next_attempt_at <= $4 ORDER BY id LIMIT $5"
     ))
     .bind(channel)
     .bind(first_id)
@@ -114,14 +114,20 @@ fn id_list(ids: &[i64]) -> String {
 }
 
 pub async fn mark_delivered(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     ids: &[i64],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        r#"UPDATE outbox SET status = 'delivered', delivered_at = ?2, attempts = attempts + 1, last_error = NULL
-           WHERE id IN (SELECT value FROM json_each(?1))"#,
-    )
+    sqlx::query(match backend(conn) {
+        Backend::Sqlite => {
+            r#"UPDATE outbox SET status = 'delivered', delivered_at = $2, attempts = attempts + 1, last_error = NULL
+               WHERE id IN (SELECT value FROM json_each($1))"#
+        }
+        Backend::Postgres => {
+            r#"UPDATE outbox SET status = 'delivered', delivered_at = $2, attempts = attempts + 1, last_error = NULL
+               WHERE id IN (SELECT value::bigint FROM jsonb_array_elements_text($1::jsonb))"#
+        }
+    })
     .bind(id_list(ids))
     .bind(millis(now))
     .execute(&mut *conn)
@@ -130,15 +136,21 @@ pub async fn mark_delivered(
 }
 
 pub async fn mark_retry(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     ids: &[i64],
     next_attempt: DateTime<Utc>,
     error: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        r#"UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3
-           WHERE id IN (SELECT value FROM json_each(?1))"#,
-    )
+    sqlx::query(match backend(conn) {
+        Backend::Sqlite => {
+            r#"UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3
+               WHERE id IN (SELECT value FROM json_each($1))"#
+        }
+        Backend::Postgres => {
+            r#"UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3
+               WHERE id IN (SELECT value::bigint FROM jsonb_array_elements_text($1::jsonb))"#
+        }
+    })
     .bind(id_list(ids))
     .bind(millis(next_attempt))
     .bind(error)
@@ -148,15 +160,21 @@ pub async fn mark_retry(
 }
 
 pub async fn mark_dead(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     ids: &[i64],
     now: DateTime<Utc>,
     error: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        r#"UPDATE outbox SET status = 'dead', dead_at = ?2, attempts = attempts + 1, last_error = ?3
-           WHERE id IN (SELECT value FROM json_each(?1))"#,
-    )
+    sqlx::query(match backend(conn) {
+        Backend::Sqlite => {
+            r#"UPDATE outbox SET status = 'dead', dead_at = $2, attempts = attempts + 1, last_error = $3
+               WHERE id IN (SELECT value FROM json_each($1))"#
+        }
+        Backend::Postgres => {
+            r#"UPDATE outbox SET status = 'dead', dead_at = $2, attempts = attempts + 1, last_error = $3
+               WHERE id IN (SELECT value::bigint FROM jsonb_array_elements_text($1::jsonb))"#
+        }
+    })
     .bind(id_list(ids))
     .bind(millis(now))
     .bind(error)
@@ -167,15 +185,22 @@ pub async fn mark_dead(
 
 /// Rows waiting for a channel the config no longer has become dead, with the reason.
 pub async fn bury_unknown_channels(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     known: &[String],
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
-    Ok(sqlx::query(
-        r#"UPDATE outbox SET status = 'dead', dead_at = ?2,
-               last_error = 'channel `' || channel || '` is not in the config any more'
-           WHERE status = 'pending' AND channel NOT IN (SELECT value FROM json_each(?1))"#,
-    )
+    Ok(sqlx::query(match backend(conn) {
+        Backend::Sqlite => {
+            r#"UPDATE outbox SET status = 'dead', dead_at = $2,
+                   last_error = 'channel `' || channel || '` is not in the config any more'
+               WHERE status = 'pending' AND channel NOT IN (SELECT value FROM json_each($1))"#
+        }
+        Backend::Postgres => {
+            r#"UPDATE outbox SET status = 'dead', dead_at = $2,
+                   last_error = 'channel `' || channel || '` is not in the config any more'
+               WHERE status = 'pending' AND channel NOT IN (SELECT jsonb_array_elements_text($1::jsonb))"#
+        }
+    })
     .bind(serde_json::to_string(known).unwrap_or_else(|_| "[]".into()))
     .bind(millis(now))
     .execute(&mut *conn)
@@ -185,11 +210,11 @@ pub async fn bury_unknown_channels(
 
 /// Rows with `status`, oldest first.
 pub async fn list(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     status: OutboxStatus,
 ) -> Result<Vec<OutboxRow>, StoreError> {
     Ok(
-        sqlx::query_as::<_, OutboxRow>(select_outbox!("WHERE status = ?1 ORDER BY id"))
+        sqlx::query_as::<_, OutboxRow>(select_outbox!("WHERE status = $1 ORDER BY id"))
             .bind(status.as_str())
             .fetch_all(&mut *conn)
             .await?,
@@ -197,9 +222,9 @@ pub async fn list(
 }
 
 /// The DTS job a row is about, if it still exists.
-pub async fn job_of(conn: &mut SqliteConnection, id: i64) -> Result<Option<String>, StoreError> {
+pub async fn job_of(conn: &mut AnyConnection, id: i64) -> Result<Option<String>, StoreError> {
     Ok(sqlx::query_scalar(
-        "SELECT j.dts_job_id FROM outbox o JOIN jobs j ON j.id = o.job WHERE o.id = ?1",
+        "SELECT j.dts_job_id FROM outbox o JOIN jobs j ON j.id = o.job WHERE o.id = $1",
     )
     .bind(id)
     .fetch_optional(&mut *conn)
@@ -208,13 +233,13 @@ pub async fn job_of(conn: &mut SqliteConnection, id: i64) -> Result<Option<Strin
 
 /// Puts a dead (or stuck) row back in the queue, due now, with a fresh max age.
 pub async fn retry(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: i64,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     Ok(sqlx::query(
-        r#"UPDATE outbox SET status = 'pending', next_attempt_at = ?2, created_at = ?2, dead_at = NULL
-           WHERE id = ?1 AND status != 'delivered'"#,
+        r#"UPDATE outbox SET status = 'pending', next_attempt_at = $2, created_at = $2, dead_at = NULL
+           WHERE id = $1 AND status != 'delivered'"#,
     )
     .bind(id)
     .bind(millis(now))
@@ -233,11 +258,11 @@ pub struct ChannelCounts {
     pub last_error: Option<String>,
 }
 
-pub async fn counts(conn: &mut SqliteConnection) -> Result<Vec<ChannelCounts>, StoreError> {
+pub async fn counts(conn: &mut AnyConnection) -> Result<Vec<ChannelCounts>, StoreError> {
     Ok(sqlx::query_as::<_, ChannelCounts>(
         r#"SELECT channel,
-                  SUM(status = 'pending') AS pending,
-                  SUM(status = 'dead') AS dead,
+                  COUNT(*) FILTER (WHERE status = 'pending') AS pending,
+                  COUNT(*) FILTER (WHERE status = 'dead') AS dead,
                   (SELECT o2.last_error FROM outbox o2 WHERE o2.channel = o.channel AND o2.last_error IS NOT NULL
                    ORDER BY o2.id DESC LIMIT 1) AS last_error
            FROM outbox o WHERE status != 'delivered' GROUP BY channel ORDER BY channel"#,
@@ -248,11 +273,11 @@ pub async fn counts(conn: &mut SqliteConnection) -> Result<Vec<ChannelCounts>, S
 
 /// Pending rows, all of them or only those due by `due_by`.
 pub async fn pending_count(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     due_by: Option<DateTime<Utc>>,
 ) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1",
+        "SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1",
     )
     .bind(due_by.map(millis).unwrap_or(i64::MAX))
     .fetch_one(&mut *conn)
@@ -268,7 +293,7 @@ pub struct StuckRow {
     pub last_error: Option<String>,
 }
 
-pub async fn oldest_retried(conn: &mut SqliteConnection) -> Result<Option<StuckRow>, StoreError> {
+pub async fn oldest_retried(conn: &mut AnyConnection) -> Result<Option<StuckRow>, StoreError> {
     Ok(sqlx::query_as::<_, StuckRow>(
         "SELECT created_at, channel, last_error FROM outbox WHERE status = 'pending' AND attempts > 0 ORDER BY id LIMIT 1",
     )

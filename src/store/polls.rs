@@ -1,10 +1,10 @@
 //! The `polls` table: one row per poll, successful or not.
 
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::batch::Deferred;
-use super::{StoreError, Tx, millis};
+use super::{Backend, StoreError, Tx, backend, millis};
 
 /// A poll about to be recorded.
 #[derive(Debug, Clone)]
@@ -46,11 +46,47 @@ impl PendingPolls {
     }
 }
 
+/// Columns of one `polls` row as the batched `INSERT` writes them.
+const POLL_COLUMNS: usize = 11;
+
+/// `INSERT INTO polls (…) VALUES ($1, …, $11), ($12, …)` for `rows` rows;
+/// numbered parameters, which both engines read.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO polls (id, job, at, duration_ms, outcome, error_code, error_text, request_id, attempts, snapshot, volatile) VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..POLL_COLUMNS {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * POLL_COLUMNS + column + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 impl Deferred for PendingPolls {
     async fn begin(&mut self, tx: &mut Tx) -> Result<(), StoreError> {
-        sqlx::query("PRAGMA defer_foreign_keys = ON")
-            .execute(&mut **tx)
-            .await?;
+        match backend(tx) {
+            Backend::Sqlite => {
+                sqlx::query("PRAGMA defer_foreign_keys = ON")
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            // References to polls are deferrable there; the lock keeps
+            // another writer (`once` beside the leader) off these ids.
+            Backend::Postgres => {
+                sqlx::query("LOCK TABLE polls IN SHARE ROW EXCLUSIVE MODE")
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
         // Inside the write lock, so no other writer can take these ids.
         let last: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM polls")
             .fetch_one(&mut **tx)
@@ -63,24 +99,23 @@ impl Deferred for PendingPolls {
     async fn flush(&mut self, tx: &mut Tx) -> Result<(), StoreError> {
         let first_id = self.next_id - self.rows.len() as i64;
         for (chunk_index, chunk) in self.rows.chunks(ROWS_PER_INSERT).enumerate() {
-            let mut insert = sqlx::QueryBuilder::new(
-                "INSERT INTO polls (id, job, at, duration_ms, outcome, error_code, error_text, request_id, attempts, snapshot, volatile) ",
-            );
             let base = first_id + (chunk_index * ROWS_PER_INSERT) as i64;
-            insert.push_values(chunk.iter().enumerate(), |mut row, (i, poll)| {
-                row.push_bind(base + i as i64)
-                    .push_bind(poll.job)
-                    .push_bind(millis(poll.at))
-                    .push_bind(poll.duration_ms)
-                    .push_bind(poll.outcome)
-                    .push_bind(poll.error_code.as_deref())
-                    .push_bind(poll.error_text.as_deref())
-                    .push_bind(poll.request_id.as_deref())
-                    .push_bind(i64::from(poll.attempts))
-                    .push_bind(poll.snapshot)
-                    .push_bind(poll.volatile.as_deref());
-            });
-            insert.build().execute(&mut **tx).await?;
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_sql(chunk.len())));
+            for (i, poll) in chunk.iter().enumerate() {
+                query = query
+                    .bind(base + i as i64)
+                    .bind(poll.job)
+                    .bind(millis(poll.at))
+                    .bind(poll.duration_ms)
+                    .bind(poll.outcome)
+                    .bind(poll.error_code.as_deref())
+                    .bind(poll.error_text.as_deref())
+                    .bind(poll.request_id.as_deref())
+                    .bind(i64::from(poll.attempts))
+                    .bind(poll.snapshot)
+                    .bind(poll.volatile.as_deref());
+            }
+            query.execute(&mut **tx).await?;
         }
         self.rows.clear();
         Ok(())
@@ -119,9 +154,9 @@ macro_rules! select_polls {
 }
 
 /// The job's most recent successful poll.
-pub async fn last_ok(conn: &mut SqliteConnection, job: i64) -> Result<Option<PollRow>, StoreError> {
+pub async fn last_ok(conn: &mut AnyConnection, job: i64) -> Result<Option<PollRow>, StoreError> {
     Ok(sqlx::query_as::<_, PollRow>(select_polls!(
-        "WHERE job = ?1 AND snapshot IS NOT NULL ORDER BY id DESC LIMIT 1"
+        "WHERE job = $1 AND snapshot IS NOT NULL ORDER BY id DESC LIMIT 1"
     ))
     .bind(job)
     .fetch_optional(&mut *conn)
@@ -129,9 +164,9 @@ pub async fn last_ok(conn: &mut SqliteConnection, job: i64) -> Result<Option<Pol
 }
 
 /// The job's most recent poll, successful or not.
-pub async fn last(conn: &mut SqliteConnection, job: i64) -> Result<Option<PollRow>, StoreError> {
+pub async fn last(conn: &mut AnyConnection, job: i64) -> Result<Option<PollRow>, StoreError> {
     Ok(
-        sqlx::query_as::<_, PollRow>(select_polls!("WHERE job = ?1 ORDER BY id DESC LIMIT 1"))
+        sqlx::query_as::<_, PollRow>(select_polls!("WHERE job = $1 ORDER BY id DESC LIMIT 1"))
             .bind(job)
             .fetch_optional(&mut *conn)
             .await?,
@@ -140,12 +175,12 @@ pub async fn last(conn: &mut SqliteConnection, job: i64) -> Result<Option<PollRo
 
 /// Polls of `job` at or after `since`, oldest first.
 pub async fn since(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: i64,
     since: DateTime<Utc>,
 ) -> Result<Vec<PollRow>, StoreError> {
     Ok(
-        sqlx::query_as::<_, PollRow>(select_polls!("WHERE job = ?1 AND at >= ?2 ORDER BY id"))
+        sqlx::query_as::<_, PollRow>(select_polls!("WHERE job = $1 AND at >= $2 ORDER BY id"))
             .bind(job)
             .bind(millis(since))
             .fetch_all(&mut *conn)
@@ -155,12 +190,12 @@ pub async fn since(
 
 /// The poll (of the same job) before `poll_id` that succeeded, for diffing the first poll of a window.
 pub async fn ok_before(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: i64,
     poll_id: i64,
 ) -> Result<Option<PollRow>, StoreError> {
     Ok(sqlx::query_as::<_, PollRow>(select_polls!(
-        "WHERE job = ?1 AND id < ?2 AND snapshot IS NOT NULL ORDER BY id DESC LIMIT 1"
+        "WHERE job = $1 AND id < $2 AND snapshot IS NOT NULL ORDER BY id DESC LIMIT 1"
     ))
     .bind(job)
     .bind(poll_id)
@@ -170,12 +205,12 @@ pub async fn ok_before(
 
 /// The volatile blob in force at `poll_id`: its own, or the latest one stored before it.
 pub async fn volatile_at(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: i64,
     poll_id: i64,
 ) -> Result<Option<Vec<u8>>, StoreError> {
     Ok(sqlx::query_scalar(
-        "SELECT volatile FROM polls WHERE job = ?1 AND id <= ?2 AND volatile IS NOT NULL ORDER BY id DESC LIMIT 1",
+        "SELECT volatile FROM polls WHERE job = $1 AND id <= $2 AND volatile IS NOT NULL ORDER BY id DESC LIMIT 1",
     )
     .bind(job)
     .bind(poll_id)
@@ -184,7 +219,7 @@ pub async fn volatile_at(
 }
 
 /// Every stored poll, of every job.
-pub async fn count(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
+pub async fn count(conn: &mut AnyConnection) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM polls")
         .fetch_one(&mut *conn)
         .await?)

@@ -48,12 +48,12 @@ pub async fn prune(store: &Store, cutoff: DateTime<Utc>) -> Result<Pruned, Store
 async fn prune_job(store: &Store, job: i64, cutoff: i64) -> Result<u64, StoreError> {
     let mut conn = store.pool().acquire().await?;
     let last_ok: Option<i64> =
-        sqlx::query_scalar("SELECT MAX(id) FROM polls WHERE job = ?1 AND snapshot IS NOT NULL")
+        sqlx::query_scalar("SELECT MAX(id) FROM polls WHERE job = $1 AND snapshot IS NOT NULL")
             .bind(job)
             .fetch_one(&mut *conn)
             .await?;
     let first_recent: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM polls WHERE job = ?1 AND at >= ?2 ORDER BY id LIMIT 1")
+        sqlx::query_scalar("SELECT id FROM polls WHERE job = $1 AND at >= $2 ORDER BY id LIMIT 1")
             .bind(job)
             .bind(cutoff)
             .fetch_optional(&mut *conn)
@@ -72,7 +72,7 @@ async fn prune_job(store: &Store, job: i64, cutoff: i64) -> Result<u64, StoreErr
                SELECT p.volatile FROM polls p
                WHERE p.job = polls.job AND p.id < polls.id AND p.volatile IS NOT NULL
                ORDER BY p.id DESC LIMIT 1)
-           WHERE id = (SELECT MIN(id) FROM polls WHERE job = ?1 AND id >= ?2 AND snapshot IS NOT NULL)
+           WHERE id = (SELECT MIN(id) FROM polls WHERE job = $1 AND id >= $2 AND snapshot IS NOT NULL)
              AND volatile IS NULL"#,
     )
     .bind(job)
@@ -83,7 +83,7 @@ async fn prune_job(store: &Store, job: i64, cutoff: i64) -> Result<u64, StoreErr
     let mut removed = 0;
     loop {
         let deleted = sqlx::query(
-            "DELETE FROM polls WHERE id IN (SELECT id FROM polls WHERE job = ?1 AND id < ?2 ORDER BY id LIMIT ?3)",
+            "DELETE FROM polls WHERE id IN (SELECT id FROM polls WHERE job = $1 AND id < $2 ORDER BY id LIMIT $3)",
         )
         .bind(job)
         .bind(keep_from)
@@ -120,7 +120,7 @@ async fn collect_garbage(store: &Store) -> Result<(u64, u64), StoreError> {
         .await?;
     let mut removed = 0;
     for id in all.into_iter().filter(|id| !used.contains(id)) {
-        removed += sqlx::query("DELETE FROM step_states WHERE id = ?1")
+        removed += sqlx::query("DELETE FROM step_states WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?

@@ -2,7 +2,7 @@
 //! it at every poll, so `dtswatch silence add` takes effect without a restart.
 
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::{StoreError, from_millis, millis};
 use crate::config::Matcher;
@@ -39,13 +39,14 @@ fn list_json(values: &[String]) -> Option<String> {
 }
 
 pub async fn add(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     silence: &NewSilence,
     now: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
-    Ok(sqlx::query(
+    Ok(sqlx::query_scalar(
         r#"INSERT INTO silences (jobs, rules, steps, starts, ends, comment, created_by, created_at)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"#,
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           RETURNING id"#,
     )
     .bind(list_json(&silence.jobs))
     .bind(list_json(&silence.rules))
@@ -55,18 +56,17 @@ pub async fn add(
     .bind(&silence.comment)
     .bind(&silence.created_by)
     .bind(millis(now))
-    .execute(&mut *conn)
-    .await?
-    .last_insert_rowid())
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 /// Silences that have not ended yet (active or upcoming).
 pub async fn current(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     now: DateTime<Utc>,
 ) -> Result<Vec<SilenceRow>, StoreError> {
     Ok(sqlx::query_as::<_, SilenceRow>(
-        "SELECT id, jobs, rules, steps, starts, ends, comment, created_by, created_at FROM silences WHERE ends > ?1 ORDER BY id",
+        "SELECT id, jobs, rules, steps, starts, ends, comment, created_by, created_at FROM silences WHERE ends > $1 ORDER BY id",
     )
     .bind(millis(now))
     .fetch_all(&mut *conn)
@@ -74,9 +74,9 @@ pub async fn current(
 }
 
 /// One silence by id, ended or not.
-pub async fn get(conn: &mut SqliteConnection, id: i64) -> Result<Option<SilenceRow>, StoreError> {
+pub async fn get(conn: &mut AnyConnection, id: i64) -> Result<Option<SilenceRow>, StoreError> {
     Ok(sqlx::query_as::<_, SilenceRow>(
-        "SELECT id, jobs, rules, steps, starts, ends, comment, created_by, created_at FROM silences WHERE id = ?1",
+        "SELECT id, jobs, rules, steps, starts, ends, comment, created_by, created_at FROM silences WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(&mut *conn)
@@ -85,12 +85,12 @@ pub async fn get(conn: &mut SqliteConnection, id: i64) -> Result<Option<SilenceR
 
 /// Ends a silence now; false when there is no such unexpired silence.
 pub async fn expire(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: i64,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     Ok(
-        sqlx::query("UPDATE silences SET ends = ?2 WHERE id = ?1 AND ends > ?2")
+        sqlx::query("UPDATE silences SET ends = $2 WHERE id = $1 AND ends > $2")
             .bind(id)
             .bind(millis(now))
             .execute(&mut *conn)

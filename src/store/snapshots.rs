@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::StoreError;
 use crate::dts::{JobSnapshot, Step};
@@ -174,7 +174,7 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
 
 /// Stores the structure (reusing rows already stored) and returns its snapshot id.
 pub async fn save_structure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     structure: &[StoredStep],
 ) -> Result<i64, StoreError> {
     let mut ids = Vec::with_capacity(structure.len() * 3);
@@ -182,13 +182,13 @@ pub async fn save_structure(
         let body = serde_json::to_string(stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let hash = sha256(body.as_bytes());
         sqlx::query(
-            "INSERT INTO step_states (hash, body) VALUES (?1, ?2) ON CONFLICT (hash) DO NOTHING",
+            "INSERT INTO step_states (hash, body) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
         )
         .bind(&hash)
         .bind(&body)
         .execute(&mut *conn)
         .await?;
-        let id: i64 = sqlx::query_scalar("SELECT id FROM step_states WHERE hash = ?1")
+        let id: i64 = sqlx::query_scalar("SELECT id FROM step_states WHERE hash = $1")
             .bind(&hash)
             .fetch_one(&mut *conn)
             .await?;
@@ -196,14 +196,14 @@ pub async fn save_structure(
     }
     let hash = sha256(&ids);
     sqlx::query(
-        "INSERT INTO snapshots (hash, steps) VALUES (?1, ?2) ON CONFLICT (hash) DO NOTHING",
+        "INSERT INTO snapshots (hash, steps) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
     )
     .bind(&hash)
     .bind(&ids)
     .execute(&mut *conn)
     .await?;
     Ok(
-        sqlx::query_scalar("SELECT id FROM snapshots WHERE hash = ?1")
+        sqlx::query_scalar("SELECT id FROM snapshots WHERE hash = $1")
             .bind(&hash)
             .fetch_one(&mut *conn)
             .await?,
@@ -228,17 +228,17 @@ pub fn step_ids(blob: &[u8]) -> Result<Vec<i64>, StoreError> {
 
 /// The structure of snapshot `id`.
 pub async fn load_structure(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: i64,
 ) -> Result<Vec<StoredStep>, StoreError> {
-    let blob: Vec<u8> = sqlx::query_scalar("SELECT steps FROM snapshots WHERE id = ?1")
+    let blob: Vec<u8> = sqlx::query_scalar("SELECT steps FROM snapshots WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("snapshot {id} is missing")))?;
     let mut structure = Vec::new();
     for step_id in step_ids(&blob)? {
-        let body: String = sqlx::query_scalar("SELECT body FROM step_states WHERE id = ?1")
+        let body: String = sqlx::query_scalar("SELECT body FROM step_states WHERE id = $1")
             .bind(step_id)
             .fetch_optional(&mut *conn)
             .await?
@@ -252,7 +252,7 @@ pub async fn load_structure(
 /// The snapshot poll `poll_id` of `job` saw: its structure joined with the
 /// volatile numbers in force at that poll.
 pub async fn load_snapshot(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     job: i64,
     poll_id: i64,
     snapshot_id: i64,
@@ -274,7 +274,7 @@ pub struct SnapshotCache {
 impl SnapshotCache {
     pub async fn load(
         &mut self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         snapshot_id: i64,
         volatile: &[u8],
     ) -> Result<JobSnapshot, StoreError> {

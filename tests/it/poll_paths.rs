@@ -73,14 +73,18 @@ struct Recorded {
 async fn recorded(db: &Path) -> Recorded {
     let store = Store::open(db).await.unwrap();
     let pool = store.pool();
-    let first_polls = sqlx::query_as(
-        "SELECT j.dts_job_id, p.outcome, p.error_code, p.snapshot IS NOT NULL
+    let first_polls: Vec<(String, String, Option<String>, Option<i64>)> = sqlx::query_as(
+        "SELECT j.dts_job_id, p.outcome, p.error_code, p.snapshot
          FROM polls p JOIN jobs j ON j.id = p.job
          WHERE p.id IN (SELECT MIN(id) FROM polls GROUP BY job) ORDER BY j.dts_job_id",
     )
     .fetch_all(pool)
     .await
     .unwrap();
+    let first_polls = first_polls
+        .into_iter()
+        .map(|(job, outcome, code, snapshot)| (job, outcome, code, snapshot.is_some()))
+        .collect();
     let alerts = sqlx::query_as(
         "SELECT j.dts_job_id, a.rule, a.path, a.status FROM alerts a JOIN jobs j ON j.id = a.job
          ORDER BY j.dts_job_id, a.rule, a.path",

@@ -27,13 +27,14 @@ pub(in crate::config) use messages::{locale, zone};
 
 const SECTIONS: &[&str] = &[
     "storage", "poll", "server", "delivery", "accounts", "jobs", "discover", "channels", "rules",
-    "silences", "watchdog", "messages",
+    "silences", "watchdog", "messages", "ha",
 ];
 
 /// Every section as written, each already deserialised on its own.
 #[derive(Default)]
 struct RawDocument {
     storage: RawStorage,
+    ha: RawHa,
     poll: RawPoll,
     server: RawServer,
     delivery: RawDelivery,
@@ -192,6 +193,7 @@ fn split_sections(root: DeTable<'_>, errors: &mut Errors) -> RawDocument {
         let name = key.get_ref().to_string();
         match name.as_str() {
             "storage" => doc.storage = one(value, "[storage]", errors).unwrap_or_default(),
+            "ha" => doc.ha = one(value, "[ha]", errors).unwrap_or_default(),
             "poll" => doc.poll = one(value, "[poll]", errors).unwrap_or_default(),
             "server" => doc.server = one(value, "[server]", errors).unwrap_or_default(),
             "delivery" => doc.delivery = one(value, "[delivery]", errors).unwrap_or_default(),
@@ -222,6 +224,7 @@ fn build(mut doc: RawDocument, source: &Path, errors: &mut Errors) -> Config {
     let messages = messages::build_messages(&doc.messages, errors);
     let zone = messages.timezone;
     let storage = service::build_storage(&doc.storage, errors);
+    let ha = service::build_ha(&doc.ha, &storage, errors);
     let poll = service::build_poll(&doc.poll, zone, errors);
     let server = server::build_server(&doc.server, errors);
     let delivery = service::build_delivery(&doc.delivery, errors);
@@ -253,6 +256,7 @@ fn build(mut doc: RawDocument, source: &Path, errors: &mut Errors) -> Config {
     Config {
         source: source.to_path_buf(),
         storage,
+        ha,
         poll,
         server,
         delivery,

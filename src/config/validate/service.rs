@@ -1,15 +1,37 @@
-//! `[storage]`, `[poll]`, `[server]` and `[delivery]`: the service's own
+//! `[storage]`, `[ha]`, `[poll]` and `[delivery]`: the service's own
 //! settings, each with its defaults.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::super::raw::{RawDelivery, RawPoll, RawStorage};
-use super::super::{CronSchedule, DeliveryConfig, PollConfig, PollMode, StorageConfig};
+use super::super::raw::{RawDelivery, RawHa, RawPoll, RawStorage};
+use super::super::{
+    CronSchedule, DeliveryConfig, HaConfig, PollConfig, PollMode, Secret, StorageConfig,
+};
 use super::errors::Errors;
 
 pub(super) fn build_storage(raw: &RawStorage, errors: &mut Errors) -> StorageConfig {
+    let url = raw.url.as_ref().map(|url| {
+        let text = url.get_ref().trim();
+        if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+            // The URL may hold a password: it is not echoed.
+            errors.at(
+                url.span(),
+                "storage.url must be a PostgreSQL URL (postgres://user:password@host:5432/database?sslmode=…)",
+            );
+        } else if reqwest::Url::parse(text).is_err() {
+            errors.at(url.span(), "storage.url is not a valid URL");
+        }
+        Secret::new(text.to_string())
+    });
+    if let (Some(_), Some(path)) = (&url, &raw.path) {
+        errors.at(
+            path.span(),
+            "storage.path and storage.url are two databases: keep path for SQLite or url for PostgreSQL, not both",
+        );
+    }
     StorageConfig {
+        url,
         path: raw
             .path
             .as_ref()
@@ -115,4 +137,35 @@ pub(super) fn build_delivery(raw: &RawDelivery, errors: &mut Errors) -> Delivery
         ),
         max_answer: errors.size(&raw.max_answer, 1_000_000, "delivery.max_answer"),
     }
+}
+
+pub(super) fn build_ha(raw: &RawHa, storage: &StorageConfig, errors: &mut Errors) -> HaConfig {
+    let defaults = HaConfig::default();
+    if storage.url.is_none()
+        && let Some(first) = raw.failover.as_ref().or(raw.instance.as_ref())
+    {
+        errors.at(
+            first.span(),
+            "[ha] needs storage.url: instances share a PostgreSQL database (one SQLite file has one daemon)",
+        );
+    }
+    let failover = errors.positive_duration(&raw.failover, defaults.failover, "ha.failover");
+    if failover < Duration::from_secs(3)
+        && let Some(text) = &raw.failover
+    {
+        errors.at(
+            text.span(),
+            "ha.failover must be at least 3s: the lease is renewed every third of it",
+        );
+    }
+    let instance = raw
+        .instance
+        .as_ref()
+        .map(|i| i.get_ref().trim().to_string());
+    if let (Some(name), Some(text)) = (&instance, &raw.instance)
+        && (name.is_empty() || name.chars().count() > 200)
+    {
+        errors.at(text.span(), "ha.instance must be 1 to 200 characters");
+    }
+    HaConfig { failover, instance }
 }
