@@ -50,7 +50,11 @@ fn main() -> ExitCode {
     match runtime.block_on(dtswatch::cli::dispatch(cli)) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("dtswatch: {error:#}");
+            let causes: Vec<String> = error.chain().map(ToString::to_string).collect();
+            eprintln!(
+                "dtswatch: {}",
+                dtswatch::text::error_chain(causes.iter().map(String::as_str))
+            );
             let locked = error.chain().any(|cause| {
                 matches!(
                     cause.downcast_ref::<dtswatch::store::lock::LockError>(),

@@ -103,9 +103,41 @@ pub fn zoned_time(at: DateTime<Utc>, zone: chrono_tz::Tz) -> String {
     format!("{} {suffix}", local.format("%Y-%m-%d %H:%M:%S"))
 }
 
+/// An error and its causes on one line, `outer: cause: …`, leaving out a
+/// cause whose text the line already ends with (libraries often repeat
+/// their source in their own message).
+pub fn error_chain<'a>(messages: impl IntoIterator<Item = &'a str>) -> String {
+    let mut line = String::new();
+    for message in messages {
+        if line.is_empty() {
+            line.push_str(message);
+        } else if !line.ends_with(message) {
+            line.push_str(": ");
+            line.push_str(message);
+        }
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_chain_says_each_cause_once() {
+        assert_eq!(
+            error_chain([
+                "database postgres://u:***@db/x: error communicating with database: bad certificate",
+                "error communicating with database: bad certificate",
+                "bad certificate",
+            ]),
+            "database postgres://u:***@db/x: error communicating with database: bad certificate"
+        );
+        assert_eq!(
+            error_chain(["opening the database", "disk full"]),
+            "opening the database: disk full"
+        );
+    }
 
     #[test]
     fn interned_texts_are_shared_and_unused_ones_are_swept() {

@@ -20,6 +20,7 @@ use crate::notify::escape::terminal;
 use crate::notify::outbox::Deliverer;
 use crate::poll::{self, Alerting, Clients, Clock, Health, PollContext, Recorder};
 use crate::report::json;
+use crate::store::{Store, lease};
 
 /// The poll context `once` polls with: the same parts as the daemon's.
 pub async fn context(
@@ -52,13 +53,30 @@ pub async fn once(
         Some(_) => None,
     };
     let (ctx, deliverer) = context(config, env).await?;
+    let lease = match config.storage.url {
+        Some(_) => Some(OnceLease::take(ctx.recorder.store(), config).await?),
+        None => None,
+    };
+    let result = poll_all(config, &ctx, &deliverer, format).await;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    result
+}
+
+async fn poll_all(
+    config: &Config,
+    ctx: &Arc<PollContext>,
+    deliverer: &Deliverer,
+    format: OutputFormat,
+) -> anyhow::Result<ExitCode> {
     let jobs = discovery::watch_once(&config.jobs, &config.discover, &ctx.clients).await;
     let mut rows = Vec::new();
     let mut polled_json = Vec::new();
     let mut failures = 0;
     for (watched, polled) in jobs
         .iter()
-        .zip(poll::cycle(&ctx, &jobs, config.poll.concurrency).await)
+        .zip(poll::cycle(ctx, &jobs, config.poll.concurrency).await)
     {
         let job = &watched.job;
         let report = polled
@@ -161,4 +179,63 @@ struct OncePollJson {
 struct NotificationsJson {
     pending: i64,
     dead: u64,
+}
+
+/// `once` on a shared PostgreSQL database holds the leader lease while it
+/// runs, so it never polls and alerts beside a running daemon; it refuses
+/// when an instance leads, and lets the lease go when done.
+struct OnceLease {
+    store: Store,
+    holder: String,
+    term: i64,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl OnceLease {
+    async fn take(store: &Store, config: &Config) -> anyhow::Result<Self> {
+        let instance = format!("dtswatch once (pid {})", std::process::id());
+        let holder = format!("{instance}#{}", chrono::Utc::now().timestamp_millis());
+        let length = config.ha.failover;
+        let length_ms = i64::try_from(length.as_millis()).unwrap_or(i64::MAX);
+        let Some(term) = lease::acquire(store, &holder, &instance, length_ms, length / 5).await?
+        else {
+            let mut conn = store.pool().acquire().await?;
+            let held = lease::read(&mut conn).await?;
+            anyhow::bail!(
+                "{} leads this database (term {}): `once` would poll and alert beside it; use `dtswatch status`, or stop every instance first",
+                held.instance,
+                held.term
+            );
+        };
+        let renewal = {
+            let (store, holder) = (store.clone(), holder.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(length / 5).await;
+                    if !matches!(
+                        lease::renew(&store, &holder, term, length_ms, length / 5).await,
+                        Ok(true)
+                    ) {
+                        tracing::warn!("`once` could not renew the leader lease");
+                    }
+                }
+            })
+        };
+        Ok(Self {
+            store: store.clone(),
+            holder,
+            term,
+            renewal,
+        })
+    }
+}
+
+impl OnceLease {
+    /// Lets the lease go (if this fails, it lapses by itself).
+    async fn release(self) {
+        self.renewal.abort();
+        if let Err(error) = lease::release(&self.store, &self.holder, self.term).await {
+            tracing::warn!(%error, "could not release the leader lease; it lapses by itself");
+        }
+    }
 }

@@ -135,7 +135,10 @@ pub async fn demo(shutdown: impl Future<Output = ()>) -> anyhow::Result<ExitCode
     }
     let store = Store::open(&storage).await?;
     crate::outln!();
-    crate::out!("{}", super::status::report(&store, &silences, zone).await?);
+    crate::out!(
+        "{}",
+        super::status::report(&store, &silences, zone, &Default::default()).await?
+    );
     store.close().await;
     let _ = std::fs::remove_dir_all(&workdir);
     crate::outln!(

@@ -9,7 +9,7 @@ use sqlx::AnyConnection;
 use super::args::OutputFormat;
 use super::open_store_read_only;
 use super::table::{SNAPSHOT_HEADER, snapshot_rows, table};
-use crate::config::{Config, SilenceConfig};
+use crate::config::{Config, HaConfig, SilenceConfig};
 use crate::report;
 use crate::store::snapshots::SnapshotCache;
 use crate::store::{Store, StoreError, from_millis, jobs, outbox, polls};
@@ -21,12 +21,23 @@ pub async fn status(config: &Config, format: OutputFormat) -> anyhow::Result<Exi
     match format {
         OutputFormat::Text => crate::out!(
             "{}",
-            report(&store, &config.silences, config.messages.timezone).await?
+            report(
+                &store,
+                &config.silences,
+                config.messages.timezone,
+                &config.ha
+            )
+            .await?
         ),
         OutputFormat::Json => {
             super::print(
-                &crate::report::status::status(&store, &config.silences, chrono::Utc::now())
-                    .await?,
+                &crate::report::status::status(
+                    &store,
+                    &config.silences,
+                    &config.ha,
+                    chrono::Utc::now(),
+                )
+                .await?,
             )?;
             true
         }
@@ -40,11 +51,17 @@ pub async fn report(
     store: &Store,
     configured: &[SilenceConfig],
     zone: chrono_tz::Tz,
+    ha: &HaConfig,
 ) -> Result<String, StoreError> {
     let mut conn = store.pool().acquire().await?;
+    let mut out = match report::status::ha(&mut conn, ha).await? {
+        Some(ha) => ha_text(&ha, zone),
+        None => String::new(),
+    };
     let all = jobs::all(&mut conn).await?;
     if all.is_empty() {
-        return Ok("no jobs recorded yet: run `dtswatch once` or `dtswatch run` first\n".into());
+        out.push_str("no jobs recorded yet: run `dtswatch once` or `dtswatch run` first\n");
+        return Ok(out);
     }
     let mut summary = Vec::new();
     let mut steps = Vec::new();
@@ -89,10 +106,10 @@ pub async fn report(
             steps.extend(snapshot_rows(&job.to_config(), &snapshot));
         }
     }
-    let mut out = table(
+    out.push_str(&table(
         &["JOB", "ID", "REGION", "LAST POLL", "OUTCOME", "SOURCE"],
         &summary,
-    );
+    ));
     if !steps.is_empty() {
         out.push('\n');
         out.push_str(&table(&SNAPSHOT_HEADER, &steps));
@@ -102,6 +119,40 @@ pub async fn report(
     out.push('\n');
     out.push_str(&outbox_table(&mut conn).await?);
     Ok(out)
+}
+
+/// Who leads and who stands by.
+fn ha_text(ha: &report::status::HaJson, zone: chrono_tz::Tz) -> String {
+    let mut out = match (&ha.leader, ha.lease_left_ms) {
+        (Some(leader), Some(left)) => format!(
+            "leader: {leader} (term {}, lease renewed, {:.1} s left)\n",
+            ha.term,
+            left as f64 / 1000.0
+        ),
+        _ => format!(
+            "leader: none — the lease of term {} lapsed; a standby takes over within ha.failover\n",
+            ha.term
+        ),
+    };
+    let rows: Vec<Vec<String>> = ha
+        .instances
+        .iter()
+        .map(|i| {
+            vec![
+                i.instance.clone(),
+                i.role.to_uppercase(),
+                zoned_time(i.started_at, zone),
+                format!("{:.1} s ago", i.seen_ms_ago as f64 / 1000.0),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        out.push_str("no instance seen lately\n");
+    } else {
+        out.push_str(&table(&["INSTANCE", "ROLE", "STARTED", "SEEN"], &rows));
+    }
+    out.push('\n');
+    out
 }
 
 /// Pending and firing alerts, with the silence or rule holding one back.

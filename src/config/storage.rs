@@ -69,8 +69,8 @@ pub struct HaConfig {
     /// A standby takes over within this of the leader's lease lapsing; the
     /// lease lasts this long and is renewed every third of it.
     pub failover: Duration,
-    /// This instance's name in the lease and in `status` (default
-    /// `hostname:pid`).
+    /// This instance's name in the lease and in `status` (default: the
+    /// host name).
     pub instance: Option<String>,
 }
 

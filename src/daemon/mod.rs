@@ -3,13 +3,16 @@
 //! discovery loop (`discover.rs`), the watchdog (`watchdog.rs`), pruning
 //! (`prune.rs`), re-posting to Alertmanager (`repost.rs`), the delivery
 //! workers and the HTTP server (`http/`: health, metrics, API, status
-//! page) — reloads the config on SIGHUP or `POST /api/v1/reload`
+//! page). With a shared PostgreSQL database (`ha.rs`) the loops run only
+//! while this instance holds the leader lease; a standby serves HTTP and
+//! waits. It reloads the config on SIGHUP or `POST /api/v1/reload`
 //! (`runtime.rs`, keeping the old one if the new one is broken), and when
 //! `shutdown` resolves stops
 //! scheduling, lets in-flight polls and deliveries finish within the grace
 //! period, and returns.
 
 mod discover;
+mod ha;
 mod http;
 mod plan;
 mod prune;
@@ -102,11 +105,24 @@ pub async fn run(
     let store = Store::connect(&config.storage)
         .await
         .with_context(|| format!("opening the database {}", config.storage.describe()))?;
+    let metrics = Arc::new(Metrics::new());
+    let leadership = config
+        .storage
+        .url
+        .as_ref()
+        .map(|_| ha::Leadership::new(&config.ha, store.clone(), metrics.clone()));
+    // The leader's work writes through a fenced clone: once this instance
+    // stops leading, its writes fail instead of landing.
+    let work_store = match &leadership {
+        Some(leadership) => store.fenced(leadership.fence.clone()),
+        None => store.clone(),
+    };
     let shared = Shared {
-        recorder: Arc::new(Recorder::new(store.clone())),
-        metrics: Arc::new(Metrics::new()),
+        recorder: Arc::new(Recorder::new(work_store.clone())),
+        metrics,
         health: Arc::new(Health::new(config.server.unhealthy_after, Utc::now())),
-        store: store.clone(),
+        store: work_store,
+        admin: store.clone(),
         env,
     };
     let runtime = Arc::new(Runtime::build(config, &shared)?);
@@ -120,6 +136,7 @@ pub async fn run(
         jobs = runtime.config.jobs.len(),
         discover = runtime.config.discover.len(),
         database = %runtime.config.storage.describe(),
+        instance = leadership.as_ref().map(|l| l.instance.as_str()),
         "dtswatch started"
     );
     let (runtime_tx, runtime_rx) = watch::channel(runtime.clone());
@@ -128,6 +145,7 @@ pub async fn run(
         metrics: shared.metrics.clone(),
         health: shared.health.clone(),
         store: store.clone(),
+        fence: leadership.as_ref().map(|l| l.fence.clone()),
         runtime: runtime_rx,
         reloads: reload_tx,
     };
@@ -139,9 +157,7 @@ pub async fn run(
         echo: options.echo,
     });
 
-    let scheduling = CancellationToken::new();
     let background = CancellationToken::new();
-    let polls = TaskTracker::new();
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(listen) = listen {
         let tls = runtime
@@ -162,20 +178,27 @@ pub async fn run(
             let _ = tx.send(addr);
         }
     }
-    tasks.spawn(schedule::run(
-        daemon.clone(),
-        scheduling.clone(),
-        polls.clone(),
-    ));
-    tasks.spawn(discover::run(daemon.clone(), scheduling.clone()));
-    tasks.spawn(watchdog::run(daemon.clone(), scheduling.clone()));
-    tasks.spawn(prune::run(daemon.clone(), background.clone()));
-    tasks.spawn(repost::run(daemon.clone(), scheduling.clone()));
     tasks.spawn(systemd::keep_alive(background.clone()));
-    let mut delivery = Delivery::start(&runtime);
+    // Without a lease this instance leads from the start; with one, the
+    // leadership loop says when.
+    let (leading_tx, mut leading) = watch::channel(None::<i64>);
+    let mut work = match &leadership {
+        None => Some(Work::start(&daemon)),
+        Some(leadership) => {
+            tasks.spawn(leadership.clone().run(
+                leading_tx,
+                daemon.runtime.subscribe(),
+                background.clone(),
+            ));
+            None
+        }
+    };
     systemd::notify(&format!(
-        "READY=1\nSTATUS=watching {} job(s)",
-        runtime.config.jobs.len()
+        "READY=1\nSTATUS={}",
+        match &work {
+            Some(_) => format!("watching {} job(s)", runtime.config.jobs.len()),
+            None => "standby: waiting for the leader lease".into(),
+        }
     ));
 
     let mut hangups = hangup_signals();
@@ -184,44 +207,35 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => break,
             Some(()) = hangups.recv() => {
-                let outcome = reload(&daemon, &options, &mut delivery).await;
+                let outcome = reload(&daemon, &options, work.as_mut()).await;
                 audit_reload(&daemon, &Actor::signal(), outcome).await;
             }
             Some(request) = reload_rx.recv() => {
-                let outcome = reload(&daemon, &options, &mut delivery).await;
+                let outcome = reload(&daemon, &options, work.as_mut()).await;
                 audit_reload(&daemon, &request.actor, outcome.clone()).await;
                 let _ = request.done.send(outcome);
+            }
+            Ok(()) = leading.changed(), if leadership.is_some() => {
+                let term = *leading.borrow_and_update();
+                if let Some(old) = work.take() {
+                    old.abandon().await;
+                    systemd::notify("STATUS=standby: lost the leader lease");
+                }
+                if let Some(term) = term {
+                    work = Some(lead(&daemon, term).await);
+                    systemd::notify(&format!("STATUS=leading (term {term})"));
+                }
             }
         }
     }
 
     systemd::notify("STOPPING=1");
-    tracing::info!("shutting down: no new polls; finishing the ones in flight");
-    scheduling.cancel();
-    polls.close();
-    let deadline = tokio::time::Instant::now() + grace;
-    if tokio::time::timeout_at(deadline, polls.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("polls still running after the grace period; leaving them");
+    if let Some(work) = work.take() {
+        work.finish(&daemon, grace).await;
     }
-    // Let the workers send what the last polls queued, within the grace period.
-    let deliverer = daemon.current().deliverer.clone();
-    loop {
-        let pending = deliverer.pending(Some(Utc::now())).await.unwrap_or(0);
-        if pending == 0 || tokio::time::Instant::now() >= deadline {
-            if pending > 0 {
-                tracing::warn!(
-                    pending,
-                    "notifications still pending at shutdown; they are sent after the next start"
-                );
-            }
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    if let Some(leadership) = &leadership {
+        leadership.release().await;
     }
-    delivery.stop().await;
     background.cancel();
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
@@ -230,8 +244,104 @@ pub async fn run(
     Ok(())
 }
 
+/// Starts a leadership term: what another leader may have changed is read
+/// again from the database (baselines, alert states, silences), then the
+/// leader's work starts.
+async fn lead(daemon: &Arc<Daemon>, term: i64) -> Work {
+    daemon.shared.recorder.forget_all().await;
+    let config = (*daemon.current().config).clone();
+    match Runtime::build(config, &daemon.shared) {
+        Ok(fresh) => {
+            daemon.runtime.send_replace(Arc::new(fresh));
+        }
+        Err(error) => {
+            tracing::error!(term, error = %format!("{error:#}"), "could not rebuild the runtime; leading with the loaded one");
+        }
+    }
+    Work::start(daemon)
+}
+
+/// The leader's work: polling, discovery, the watchdog, pruning, re-posting
+/// to Alertmanager and delivery.
+struct Work {
+    scheduling: CancellationToken,
+    background: CancellationToken,
+    polls: TaskTracker,
+    tasks: tokio::task::JoinSet<()>,
+    delivery: Delivery,
+}
+
+impl Work {
+    fn start(daemon: &Arc<Daemon>) -> Self {
+        let scheduling = CancellationToken::new();
+        let background = CancellationToken::new();
+        let polls = TaskTracker::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(schedule::run(
+            daemon.clone(),
+            scheduling.clone(),
+            polls.clone(),
+        ));
+        tasks.spawn(discover::run(daemon.clone(), scheduling.clone()));
+        tasks.spawn(watchdog::run(daemon.clone(), scheduling.clone()));
+        tasks.spawn(prune::run(daemon.clone(), background.clone()));
+        tasks.spawn(repost::run(daemon.clone(), scheduling.clone()));
+        Self {
+            delivery: Delivery::start(&daemon.current()),
+            scheduling,
+            background,
+            polls,
+            tasks,
+        }
+    }
+
+    /// A clean stop: no new polls, the ones in flight finish, and what they
+    /// queued is sent, all within `grace`.
+    async fn finish(mut self, daemon: &Daemon, grace: Duration) {
+        tracing::info!("shutting down: no new polls; finishing the ones in flight");
+        self.scheduling.cancel();
+        self.polls.close();
+        let deadline = tokio::time::Instant::now() + grace;
+        if tokio::time::timeout_at(deadline, self.polls.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("polls still running after the grace period; leaving them");
+        }
+        // Let the workers send what the last polls queued, within the grace period.
+        let deliverer = daemon.current().deliverer.clone();
+        loop {
+            let pending = deliverer.pending(Some(Utc::now())).await.unwrap_or(0);
+            if pending == 0 || tokio::time::Instant::now() >= deadline {
+                if pending > 0 {
+                    tracing::warn!(
+                        pending,
+                        "notifications still pending at shutdown; they are sent after the next start"
+                    );
+                }
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.delivery.stop().await;
+        self.background.cancel();
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Leadership lost: everything stops now (its writes are fenced anyway).
+    async fn abandon(mut self) {
+        self.scheduling.cancel();
+        self.background.cancel();
+        self.delivery.stop().await;
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        self.polls.close();
+    }
+}
+
 /// Reloads the config file; the running config stays if the new one is broken.
-async fn reload(daemon: &Daemon, options: &Options, delivery: &mut Delivery) -> Result<(), String> {
+async fn reload(daemon: &Daemon, options: &Options, work: Option<&mut Work>) -> Result<(), String> {
     let Some(path) = &options.config_path else {
         return Err("this daemon was not started from a config file".into());
     };
@@ -240,9 +350,11 @@ async fn reload(daemon: &Daemon, options: &Options, delivery: &mut Delivery) -> 
         Ok(new) => {
             let new = Arc::new(new);
             daemon.runtime.send_replace(new.clone());
-            std::mem::replace(delivery, Delivery::start(&new))
-                .stop()
-                .await;
+            if let Some(work) = work {
+                std::mem::replace(&mut work.delivery, Delivery::start(&new))
+                    .stop()
+                    .await;
+            }
             Ok(())
         }
         Err(reason) => Err(reason),
@@ -254,7 +366,7 @@ async fn reload(daemon: &Daemon, options: &Options, delivery: &mut Delivery) -> 
 /// Records a reload in the audit table (and so in every job's history).
 async fn audit_reload(daemon: &Daemon, actor: &Actor, outcome: Result<(), String>) {
     if let Err(error) =
-        actions::record_reload(&daemon.shared.store, actor, outcome, Utc::now()).await
+        actions::record_reload(&daemon.shared.admin, actor, outcome, Utc::now()).await
     {
         tracing::warn!(%error, "the reload could not be recorded in the audit table");
     }

@@ -17,7 +17,10 @@ use crate::store::Store;
 
 /// What lives as long as the process, whatever the config says.
 pub(super) struct Shared {
+    /// The leader's work writes here (fenced when instances share the database).
     pub store: Store,
+    /// Unfenced: operator actions (audit rows) are written by any instance.
+    pub admin: Store,
     pub recorder: Arc<Recorder>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,

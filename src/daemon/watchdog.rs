@@ -18,8 +18,10 @@ use super::runtime::Runtime;
 use crate::config::{WatchdogConfig, format_duration};
 use crate::notify::{Channel, Message};
 use crate::poll;
-use crate::rules::watchdog::{DEAD_RULE, FILE_RULE, NO_POLL_RULE, THROTTLE_RULE, store_event};
-use crate::rules::{Fact, JobInfo, Notification, WatchdogCheck};
+use crate::rules::watchdog::{
+    DEAD_RULE, FILE_RULE, NO_POLL_RULE, THROTTLE_RULE, no_leader_event, store_event,
+};
+use crate::rules::{Event, Fact, JobInfo, Notification, WatchdogCheck};
 use crate::store::{StoreError, outbox};
 
 /// How long one direct send may take: the watchdog must not hang on a channel.
@@ -37,12 +39,14 @@ pub(super) async fn run(daemon: Arc<Daemon>, cancel: CancellationToken) {
                     tracing::warn!(error = %e.describe(), "watchdog check failed");
                 }
                 // Polls that cannot be written, or the watchdog's own write failing.
-                let problem = daemon
-                    .shared
-                    .health
-                    .storage()
-                    .err()
-                    .or_else(|| checked.err().map(|e| e.describe()));
+                // A fenced write means this instance stopped leading, not
+                // that the database is broken: that is the lease's business.
+                let problem = daemon.shared.health.storage().err().or_else(|| {
+                    checked
+                        .err()
+                        .filter(|e| !e.is_fenced())
+                        .map(|e| e.describe())
+                });
                 match (problem, store_alert) {
                     (Some(problem), None) => {
                         tracing::error!(%problem, "the database cannot be written; alerting the watchdog's channels directly");
@@ -156,8 +160,27 @@ async fn send_direct(
     since: DateTime<Utc>,
 ) {
     let job = JobInfo::from_config(&poll::watchdog_job());
+    let event = store_event(config, job.clone(), problem, since, Utc::now());
+    send_event(runtime, config, job, event).await;
+}
+
+/// Sends the no-leader alert (`Ok(problem)`) or its resolution
+/// (`Err(instance leading again)`) straight to the watchdog's channels: with
+/// nobody leading, nothing goes through the outbox.
+pub(super) async fn send_no_leader(
+    runtime: &Runtime,
+    config: &WatchdogConfig,
+    state: Result<String, String>,
+    since: DateTime<Utc>,
+) {
+    let job = JobInfo::from_config(&poll::watchdog_job());
+    let event = no_leader_event(config, job.clone(), state, since, Utc::now());
+    send_event(runtime, config, job, event).await;
+}
+
+async fn send_event(runtime: &Runtime, config: &WatchdogConfig, job: JobInfo, event: Event) {
     let message = Message::new(vec![Notification {
-        events: vec![store_event(config, job.clone(), problem, since, Utc::now())],
+        events: vec![event],
         job,
     }]);
     for name in &config.channels {

@@ -35,10 +35,11 @@ pub enum Counter {
     ApiRequests,
     SchedulerWakeups,
     Sweeps,
+    HaFailovers,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 12] = [
+    pub const ALL: [Counter; 13] = [
         Counter::Polls,
         Counter::PollsSkipped,
         Counter::ApiErrors,
@@ -51,6 +52,7 @@ impl Counter {
         Counter::ApiRequests,
         Counter::SchedulerWakeups,
         Counter::Sweeps,
+        Counter::HaFailovers,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +69,7 @@ impl Counter {
             Counter::ApiRequests => "dtswatch_api_requests_total",
             Counter::SchedulerWakeups => "dtswatch_scheduler_wakeups_total",
             Counter::Sweeps => "dtswatch_sweeps_total",
+            Counter::HaFailovers => "dtswatch_ha_failovers_total",
         }
     }
 
@@ -98,6 +101,9 @@ impl Counter {
             Counter::Sweeps => {
                 "DescribeDtsJobs fleet sweeps by account, region and result (ok or error)."
             }
+            Counter::HaFailovers => {
+                "Times this instance took the leader lease over from another instance whose lease lapsed."
+            }
         }
     }
 
@@ -111,7 +117,7 @@ impl Counter {
             Counter::Notifications => &["channel", "outcome"],
             Counter::ConfigReloads | Counter::DiscoveryRuns => &["result"],
             Counter::ApiRequests => &["account", "region", "action"],
-            Counter::SchedulerWakeups => &[],
+            Counter::SchedulerWakeups | Counter::HaFailovers => &[],
             Counter::Sweeps => &["account", "region", "result"],
         }
     }
@@ -131,10 +137,12 @@ pub enum Gauge {
     BuildInfo,
     ConfigReloadSuccessful,
     ConfigReloadTimestamp,
+    HaLeader,
+    HaTerm,
 }
 
 impl Gauge {
-    pub const ALL: [Gauge; 11] = [
+    pub const ALL: [Gauge; 13] = [
         Gauge::LastSuccessfulPoll,
         Gauge::JobsWatched,
         Gauge::Alerts,
@@ -146,6 +154,8 @@ impl Gauge {
         Gauge::BuildInfo,
         Gauge::ConfigReloadSuccessful,
         Gauge::ConfigReloadTimestamp,
+        Gauge::HaLeader,
+        Gauge::HaTerm,
     ];
 
     pub fn name(self) -> &'static str {
@@ -161,6 +171,8 @@ impl Gauge {
             Gauge::BuildInfo => "dtswatch_build_info",
             Gauge::ConfigReloadSuccessful => "dtswatch_config_last_reload_successful",
             Gauge::ConfigReloadTimestamp => "dtswatch_config_last_reload_success_timestamp_seconds",
+            Gauge::HaLeader => "dtswatch_ha_leader",
+            Gauge::HaTerm => "dtswatch_ha_term",
         }
     }
 
@@ -185,6 +197,10 @@ impl Gauge {
             Gauge::ConfigReloadTimestamp => {
                 "When the config was last loaded successfully (Unix time)."
             }
+            Gauge::HaLeader => {
+                "1 while this instance holds the leader lease (polls and delivers), 0 on a standby."
+            }
+            Gauge::HaTerm => "The leader lease's term as this instance last saw it.",
         }
     }
 
@@ -197,6 +213,7 @@ impl Gauge {
             Gauge::ApiBudgetRate | Gauge::ApiBudgetUtilisation => &["account", "region"],
             Gauge::BuildInfo => &["version", "revision"],
             Gauge::ConfigReloadSuccessful | Gauge::ConfigReloadTimestamp => &[],
+            Gauge::HaLeader | Gauge::HaTerm => &[],
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::config::{ChannelConfig, Config, DeliveryConfig};
 use crate::metrics::{Counter, Metrics};
 use crate::ratelimit::RateLimiter;
 use crate::rules::Notification;
-use crate::store::{Store, StoreError, from_millis, millis, outbox};
+use crate::store::{Backend, Store, StoreError, Tx, from_millis, lease, millis, outbox};
 
 /// What one step did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,9 +175,35 @@ impl Deliverer {
             return Ok(Outcome::Empty);
         };
         let _in_order = runtime.busy.lock().await;
-        let mut conn = self.store.pool().acquire().await?;
-        let Some(first) = outbox::oldest_pending(&mut conn, channel).await? else {
-            return Ok(Outcome::Empty);
+        let mut reading = Reading::start(&self.store, runtime.config.timeout).await?;
+        let result = self.deliver_from(&mut reading, runtime, channel, now).await;
+        match result {
+            Ok((outcome, None)) => {
+                reading.release().await?;
+                Ok(outcome)
+            }
+            Ok((outcome, Some(marks))) => {
+                let mut tx = reading.writer(&self.store).await?;
+                marks.write(&mut tx).await?;
+                tx.commit().await?;
+                Ok(outcome)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads the channel's next due batch through `reading`, sends it, and
+    /// says how to mark its rows (`None`: nothing to mark).
+    async fn deliver_from(
+        &self,
+        reading: &mut Reading,
+        runtime: &ChannelRuntime,
+        channel: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Outcome, Option<Marks>), StoreError> {
+        let claim = reading.claim();
+        let Some(first) = outbox::oldest_pending(reading.conn(), channel, claim).await? else {
+            return Ok((Outcome::Empty, None));
         };
         let window = chrono::Duration::from_std(runtime.config.group_window).unwrap_or_default();
         let due = if first.attempts == 0 {
@@ -188,7 +214,7 @@ impl Deliverer {
             first.next_attempt_at
         };
         if due > millis(now) {
-            return Ok(Outcome::NotDue(from_millis(due)));
+            return Ok((Outcome::NotDue(from_millis(due)), None));
         }
         // Rows that piled up behind a failing or rate-limited one go out
         // together once it can be sent.
@@ -199,15 +225,15 @@ impl Deliverer {
             first.created_at.saturating_add(window.num_milliseconds())
         };
         let rows = outbox::batch(
-            &mut conn,
+            reading.conn(),
             channel,
-            first.id,
-            created_until,
+            (first.id, created_until),
             now,
             runtime.config.kind.max_batch(),
+            claim,
         )
         .await?;
-        drop(conn);
+        reading.before_send();
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let mut notifications = Vec::new();
         let mut unreadable = Vec::new();
@@ -219,26 +245,29 @@ impl Deliverer {
         }
         if let Some((_, first_error)) = unreadable.first() {
             let dead: Vec<i64> = unreadable.iter().map(|(id, _)| *id).collect();
-            let mut tx = self.store.begin().await?;
-            outbox::mark_dead(
-                &mut tx,
-                &dead,
-                now,
-                &format!("unreadable payload: {first_error}"),
-            )
-            .await?;
-            tx.commit().await?;
             self.count(channel, Counted::Dead, dead.len());
-            return Ok(Outcome::Dead(dead.len()));
+            let outcome = Outcome::Dead(dead.len());
+            let reason = format!("unreadable payload: {first_error}");
+            return Ok((outcome, Some(Marks::dead(dead, now, reason))));
         }
         if let Some(limiter) = &runtime.limiter
             && let Err(next) = limiter.try_acquire(tokio::time::Instant::now())
         {
             runtime.held_back.store(true, Ordering::Relaxed);
             let wait = next.saturating_duration_since(tokio::time::Instant::now());
-            return Ok(Outcome::RateLimited(crate::scheduler::later(now, wait)));
+            return Ok((
+                Outcome::RateLimited(crate::scheduler::later(now, wait)),
+                None,
+            ));
         }
         runtime.held_back.store(false, Ordering::Relaxed);
+        // The last look before a message leaves: a leader frozen past its
+        // lease, or one that lost it, sends nothing.
+        if let Some(fence) = self.store.fence()
+            && !fence.leads_now()
+        {
+            return Err(lease::fenced(&fence.holder, fence.term()));
+        }
         let message = Message::new(notifications);
         let span = tracing::info_span!("deliver", channel, rows = ids.len(), first = first.id);
         let result = {
@@ -257,32 +286,27 @@ impl Deliverer {
             now,
             crate::backoff::random_unit(),
         );
-        let mut tx = self.store.begin().await?;
         let rows = ids.len();
-        let outcome = match decision {
+        let (outcome, marks) = match decision {
             Decision::Delivered => {
-                outbox::mark_delivered(&mut tx, &ids, now).await?;
                 let answer = result.map(|d| d.answer).unwrap_or_default();
                 tracing::info!(channel, rows, answer = %answer, "delivered");
                 self.count(channel, Counted::Delivered, rows);
-                Outcome::Delivered(rows)
+                (Outcome::Delivered(rows), Marks::Delivered { ids, now })
             }
             Decision::Dead { reason } => {
-                outbox::mark_dead(&mut tx, &ids, now, &reason).await?;
                 tracing::error!(channel, rows, error = %reason, "delivery failed for good; fix the channel and run `dtswatch outbox retry ID`");
                 self.count(channel, Counted::Dead, rows);
-                Outcome::Dead(rows)
+                (Outcome::Dead(rows), Marks::dead(ids, now, reason))
             }
             Decision::Retry { at, reason } => {
-                outbox::mark_retry(&mut tx, &ids, at, &reason).await?;
                 let retry_in_ms = (at - now).num_milliseconds();
                 tracing::warn!(channel, rows, error = %reason, retry_in_ms, "delivery failed; will retry");
                 self.count(channel, Counted::Retry, rows);
-                Outcome::WillRetry(at)
+                (Outcome::WillRetry(at), Marks::Retry { ids, at, reason })
             }
         };
-        tx.commit().await?;
-        Ok(outcome)
+        Ok((outcome, Some(marks)))
     }
 
     /// Delivers until every channel is empty (or only has rows not yet due) or `deadline` passes.
@@ -380,6 +404,97 @@ impl Deliverer {
                 _ = &mut woken => {},
                 _ = tokio::time::sleep(sleep) => {},
             }
+        }
+    }
+}
+
+/// How a delivery holds the rows it reads. On SQLite they are read on a
+/// pooled connection let go before the send (the only writer is this
+/// process, and SQLite's write lock must not wait on a chat platform). On
+/// PostgreSQL they are claimed in a transaction that stays open through the
+/// send and marks them: another instance passes over them meanwhile, and a
+/// crash releases them to the next leader (at most one duplicate).
+enum Reading {
+    Pooled(Option<sqlx::pool::PoolConnection<sqlx::Any>>),
+    Held(Tx),
+}
+
+impl Reading {
+    async fn start(store: &Store, send_timeout: std::time::Duration) -> Result<Self, StoreError> {
+        Ok(match store.backend() {
+            Backend::Sqlite => Reading::Pooled(Some(store.pool().acquire().await?)),
+            Backend::Postgres => Reading::Held(store.begin_delivery(send_timeout).await?),
+        })
+    }
+
+    fn claim(&self) -> outbox::Claim {
+        match self {
+            Reading::Pooled(_) => outbox::Claim::Read,
+            Reading::Held(_) => outbox::Claim::Lock,
+        }
+    }
+
+    fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        match self {
+            Reading::Pooled(Some(conn)) => conn,
+            Reading::Held(tx) => tx,
+            // `before_send` lets the pooled connection go only after the reads.
+            Reading::Pooled(None) => unreachable!("the rows are read before the send"),
+        }
+    }
+
+    /// Lets a pooled connection go before the send.
+    fn before_send(&mut self) {
+        if let Reading::Pooled(conn) = self {
+            conn.take();
+        }
+    }
+
+    /// Ends the reading without writing.
+    async fn release(self) -> Result<(), StoreError> {
+        match self {
+            Reading::Pooled(_) => Ok(()),
+            Reading::Held(tx) => tx.rollback().await,
+        }
+    }
+
+    /// The transaction the marks are written in.
+    async fn writer(self, store: &Store) -> Result<Tx, StoreError> {
+        match self {
+            Reading::Pooled(_) => store.begin().await,
+            Reading::Held(tx) => Ok(tx),
+        }
+    }
+}
+
+/// What a delivery writes back to its rows.
+enum Marks {
+    Delivered {
+        ids: Vec<i64>,
+        now: DateTime<Utc>,
+    },
+    Retry {
+        ids: Vec<i64>,
+        at: DateTime<Utc>,
+        reason: String,
+    },
+    Dead {
+        ids: Vec<i64>,
+        now: DateTime<Utc>,
+        reason: String,
+    },
+}
+
+impl Marks {
+    fn dead(ids: Vec<i64>, now: DateTime<Utc>, reason: String) -> Self {
+        Marks::Dead { ids, now, reason }
+    }
+
+    async fn write(&self, tx: &mut Tx) -> Result<(), StoreError> {
+        match self {
+            Marks::Delivered { ids, now } => outbox::mark_delivered(tx, ids, *now).await,
+            Marks::Retry { ids, at, reason } => outbox::mark_retry(tx, ids, *at, reason).await,
+            Marks::Dead { ids, now, reason } => outbox::mark_dead(tx, ids, *now, reason).await,
         }
     }
 }

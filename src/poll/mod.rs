@@ -175,6 +175,9 @@ pub async fn poll_one(
             ctx.health.storage_ok();
             settled(ctx, &report.notices);
         }
+        Err(e) if e.is_fenced() => {
+            tracing::warn!(error = %e, "not recorded: this instance no longer leads");
+        }
         Err(e) => {
             ctx.health.storage_failed(e.describe(), now);
             let kind = if e.is_disk_full() {

@@ -114,6 +114,12 @@ impl Recorder {
         self.group.store()
     }
 
+    /// Forgets every baseline: another instance may have polled since they
+    /// were taken (a new leadership term reads them from the database again).
+    pub async fn forget_all(&self) {
+        self.memory.lock().await.clear();
+    }
+
     /// Records one poll (its result, `duration` long, finished at `at`) and what `followup` makes of it, atomically.
     pub async fn record<F: Followup + Sync>(
         &self,

@@ -6,14 +6,17 @@ use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
 use super::json;
-use crate::config::SilenceConfig;
+use crate::config::{HaConfig, SilenceConfig};
 use crate::store::snapshots::SnapshotCache;
-use crate::store::{Store, StoreError, from_millis, jobs, outbox, polls};
+use crate::store::{Backend, Store, StoreError, backend, from_millis, jobs, lease, outbox, polls};
 
 /// `status --format json`: every job with its last poll and steps, the
 /// active alerts, the outbox per channel.
 #[derive(Debug, serde::Serialize)]
 pub struct StatusJson {
+    /// Instances sharing a PostgreSQL database: who leads, who stands by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ha: Option<HaJson>,
     pub jobs: Vec<JobJson>,
     pub alerts: Vec<json::AlertJson>,
     pub outbox: Vec<json::ChannelJson>,
@@ -32,15 +35,68 @@ pub struct JobJson {
     pub steps: Vec<json::StepJson>,
 }
 
+/// The leader lease and the instances seen lately.
+#[derive(Debug, serde::Serialize)]
+pub struct HaJson {
+    /// The instance holding an unexpired lease, if any.
+    pub leader: Option<String>,
+    pub term: i64,
+    /// How long the leader's lease runs without a renewal.
+    pub lease_left_ms: Option<i64>,
+    pub instances: Vec<InstanceJson>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct InstanceJson {
+    pub instance: String,
+    /// `leader` or `standby`.
+    pub role: &'static str,
+    pub started_at: DateTime<Utc>,
+    pub seen_ms_ago: i64,
+}
+
+/// The lease and the instances seen within twice `ha.failover` (PostgreSQL
+/// only; `None` on SQLite, where one daemon owns the file).
+pub async fn ha(conn: &mut AnyConnection, config: &HaConfig) -> Result<Option<HaJson>, StoreError> {
+    if backend(conn) != Backend::Postgres {
+        return Ok(None);
+    }
+    let lease = lease::read(conn).await?;
+    let window = i64::try_from(config.failover.as_millis().saturating_mul(2)).unwrap_or(i64::MAX);
+    let held = lease.held();
+    let instances = lease::instances(conn, window)
+        .await?
+        .into_iter()
+        .map(|i| InstanceJson {
+            role: if held && i.holder == lease.holder {
+                "leader"
+            } else {
+                "standby"
+            },
+            seen_ms_ago: lease.now.saturating_sub(i.seen_at),
+            started_at: from_millis(i.started_at),
+            instance: i.instance,
+        })
+        .collect();
+    Ok(Some(HaJson {
+        leader: held.then(|| lease.instance.clone()),
+        term: lease.term,
+        lease_left_ms: held.then(|| lease.expires_at.saturating_sub(lease.now)),
+        instances,
+    }))
+}
+
 /// Every job, then the alerts (silenced as `configured` and the database
-/// say at `now`), then the outbox.
+/// say at `now`), then the outbox; and the instances, on PostgreSQL.
 pub async fn status(
     store: &Store,
     configured: &[SilenceConfig],
+    ha_config: &HaConfig,
     now: DateTime<Utc>,
 ) -> Result<StatusJson, StoreError> {
     let mut conn = store.pool().acquire().await?;
     Ok(StatusJson {
+        ha: ha(&mut conn, ha_config).await?,
         jobs: jobs_in(&mut conn).await?,
         alerts: super::alerts::list(&mut conn, configured, now).await?,
         outbox: outbox::counts(&mut conn)

@@ -94,6 +94,14 @@ pub enum Fact {
         problem: String,
     },
     StoreWritable,
+    /// No instance has held the leader lease (seen by a standby).
+    NoLeader {
+        problem: String,
+    },
+    /// An instance leads again.
+    LeaderAgain {
+        instance: String,
+    },
 }
 
 /// `5 min`, `2 h 5 min`, `40 s`: a span as the English summaries write it.
@@ -163,6 +171,10 @@ impl Fact {
                 "dtswatch cannot write its database, so it records no poll and queues no alert: {problem}"
             ),
             Fact::StoreWritable => "resolved: the database is written again".into(),
+            Fact::NoLeader { problem } => format!(
+                "no dtswatch instance leads, so no job is polled and no alert is sent: {problem}"
+            ),
+            Fact::LeaderAgain { instance } => format!("resolved: {instance} leads again"),
         }
     }
 }

@@ -24,6 +24,9 @@ pub const THROTTLE_RULE: &str = "watchdog: DTS throttling";
 pub const FILE_RULE: &str = "watchdog: database file replaced";
 /// The database cannot be written (sent around the store, not through it).
 pub const STORE_RULE: &str = "watchdog: database cannot be written";
+/// No instance has held the leader lease for twice `ha.failover`: sent by a
+/// standby around the store, since no leader writes or delivers.
+pub const NO_LEADER_RULE: &str = "watchdog: no leader";
 
 /// One measurement of dtswatch's own health.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,14 +96,42 @@ pub fn store_event(
     since: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Event {
-    let rule = rule(STORE_RULE, config);
-    let (status, reason, fact) = match problem {
-        Some(problem) => (
-            EventStatus::Firing,
-            Reason::FirstNotification,
-            Fact::StoreUnwritable { problem },
-        ),
-        None => (EventStatus::Resolved, Reason::Resolved, Fact::StoreWritable),
+    let fact = match problem {
+        Some(problem) => Ok(Fact::StoreUnwritable { problem }),
+        None => Err(Fact::StoreWritable),
+    };
+    direct_event(STORE_RULE, config, job, fact, since, now)
+}
+
+/// The [`NO_LEADER_RULE`] event, firing (with what the standby saw) or
+/// resolved (naming the instance that leads again), sent by a standby.
+pub fn no_leader_event(
+    config: &WatchdogConfig,
+    job: JobInfo,
+    state: Result<String, String>,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Event {
+    let fact = match state {
+        Ok(problem) => Ok(Fact::NoLeader { problem }),
+        Err(instance) => Err(Fact::LeaderAgain { instance }),
+    };
+    direct_event(NO_LEADER_RULE, config, job, fact, since, now)
+}
+
+/// An event sent around the store: `Ok(fact)` fires, `Err(fact)` resolves.
+fn direct_event(
+    rule_name: &str,
+    config: &WatchdogConfig,
+    job: JobInfo,
+    fact: Result<Fact, Fact>,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Event {
+    let rule = rule(rule_name, config);
+    let (status, reason, fact) = match fact {
+        Ok(fact) => (EventStatus::Firing, Reason::FirstNotification, fact),
+        Err(fact) => (EventStatus::Resolved, Reason::Resolved, fact),
     };
     Event {
         status,

@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
 
 use sqlx::AnyConnection;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, Tx};
 
 /// Who holds leadership in this process, and for which term (0: nobody).
 /// Shared by the leadership loop, which sets it, and the store clones the
@@ -19,6 +20,9 @@ pub struct Fence {
     /// so a restarted instance never inherits its predecessor's term.
     pub holder: String,
     term: AtomicI64,
+    /// When the lease lapses by this process's monotonic clock (measured
+    /// from before the renewal was asked, so never later than the server's).
+    valid_until: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Fence {
@@ -26,6 +30,7 @@ impl Fence {
         Arc::new(Self {
             holder,
             term: AtomicI64::new(0),
+            valid_until: std::sync::Mutex::new(None),
         })
     }
 
@@ -34,8 +39,27 @@ impl Fence {
         Some(self.term.load(Ordering::SeqCst)).filter(|t| *t > 0)
     }
 
-    pub fn set(&self, term: Option<i64>) {
-        self.term.store(term.unwrap_or(0), Ordering::SeqCst);
+    /// Leads `term` until `until` (a renewal moves `until` on).
+    pub fn lead(&self, term: i64, until: Instant) {
+        *self.until() = Some(until);
+        self.term.store(term, Ordering::SeqCst);
+    }
+
+    /// Leads no more.
+    pub fn step_down(&self) {
+        self.term.store(0, Ordering::SeqCst);
+        *self.until() = None;
+    }
+
+    /// True while this process leads and its lease has not lapsed by its
+    /// own clock: checked right before a message leaves, so a leader that
+    /// was frozen past its lease sends nothing when it wakes.
+    pub fn leads_now(&self) -> bool {
+        self.term().is_some() && self.until().is_some_and(|until| Instant::now() < until)
+    }
+
+    fn until(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.valid_until.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -102,13 +126,18 @@ pub async fn check(conn: &mut AnyConnection, fence: &Fence, lock: bool) -> Resul
 }
 
 /// Takes the lease for `holder` if it has lapsed; returns the new term.
+/// The statement gives up after waiting `wait` for the lease row (a frozen
+/// leader's transaction may hold it), on the server: a statement the client
+/// merely stopped waiting for could still commit, taking a term nobody knows.
 pub async fn acquire(
     store: &Store,
     holder: &str,
     instance: &str,
     length_ms: i64,
+    wait: Duration,
 ) -> Result<Option<i64>, StoreError> {
-    Ok(sqlx::query_scalar(
+    let mut tx = begin_waiting(store, wait).await?;
+    let term = sqlx::query_scalar(
         r#"UPDATE ha_lease SET holder = $1, instance = $2, term = term + 1,
                acquired_at = dtswatch_now_ms(), renewed_at = dtswatch_now_ms(),
                expires_at = dtswatch_now_ms() + $3
@@ -118,17 +147,22 @@ pub async fn acquire(
     .bind(holder)
     .bind(instance)
     .bind(length_ms)
-    .fetch_optional(store.pool())
-    .await?)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(term)
 }
 
-/// Extends `holder`'s unexpired lease of `term`; false when it is no longer theirs.
+/// Extends `holder`'s unexpired lease of `term`; false when it is no longer
+/// theirs. Waits at most `wait` for the row, like [`acquire`].
 pub async fn renew(
     store: &Store,
     holder: &str,
     term: i64,
     length_ms: i64,
+    wait: Duration,
 ) -> Result<bool, StoreError> {
+    let mut tx = begin_waiting(store, wait).await?;
     let renewed: Option<i64> = sqlx::query_scalar(
         r#"UPDATE ha_lease SET renewed_at = dtswatch_now_ms(), expires_at = dtswatch_now_ms() + $3
            WHERE id = 1 AND holder = $1 AND term = $2 AND expires_at > dtswatch_now_ms()
@@ -137,9 +171,23 @@ pub async fn renew(
     .bind(holder)
     .bind(term)
     .bind(length_ms)
-    .fetch_optional(store.pool())
+    .fetch_optional(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(renewed.is_some())
+}
+
+/// A transaction whose statements wait at most `wait` for a lock. Dropped
+/// before its commit, it is rolled back (its connection is closed).
+async fn begin_waiting(store: &Store, wait: Duration) -> Result<Tx, StoreError> {
+    let mut tx = store.begin().await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SET LOCAL lock_timeout = {}",
+        wait.as_millis().max(1)
+    )))
+    .execute(&mut *tx)
+    .await?;
+    Ok(tx)
 }
 
 /// Lets the lease lapse now (a leader shutting down), so a standby need not wait for it.

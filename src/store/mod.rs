@@ -134,6 +134,12 @@ impl StoreError {
         }
     }
 
+    /// True when the write was refused because this process no longer
+    /// leads: not a database problem, and nothing to alert about.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, StoreError::Fenced(_))
+    }
+
     /// The error for logs and `/healthz`, saying what to do when the disk is full.
     pub fn describe(&self) -> String {
         if self.is_disk_full() {

@@ -75,38 +75,67 @@ macro_rules! select_outbox {
     };
 }
 
+/// How a delivery reads the rows it is about to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Plain reads (SQLite: the only writer is this process).
+    Read,
+    /// `FOR UPDATE SKIP LOCKED` (PostgreSQL): the rows stay locked by the
+    /// delivery's transaction until they are marked, and another instance
+    /// passes over them instead of sending them again.
+    Lock,
+}
+
+impl Claim {
+    fn suffix(self) -> &'static str {
+        match self {
+            Claim::Read => "",
+            Claim::Lock => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+}
+
 /// The oldest pending row of a channel: it decides when the channel may send next.
 pub async fn oldest_pending(
     conn: &mut AnyConnection,
     channel: &str,
+    claim: Claim,
 ) -> Result<Option<OutboxRow>, StoreError> {
-    Ok(sqlx::query_as::<_, OutboxRow>(select_outbox!(
-        "WHERE status = 'pending' AND channel = $1 ORDER BY id LIMIT 1"
-    ))
-    .bind(channel)
-    .fetch_optional(&mut *conn)
-    .await?)
+    let sql = format!(
+        "{}{}",
+        select_outbox!("WHERE status = 'pending' AND channel = $1 ORDER BY id LIMIT 1"),
+        claim.suffix()
+    );
+    Ok(sqlx::query_as::<_, OutboxRow>(sqlx::AssertSqlSafe(sql))
+        .bind(channel)
+        .fetch_optional(&mut *conn)
+        .await?)
 }
 
 /// Pending rows of a channel from `first_id` on, created up to `created_until`, due by `now`.
 pub async fn batch(
     conn: &mut AnyConnection,
     channel: &str,
-    first_id: i64,
-    created_until: i64,
+    (first_id, created_until): (i64, i64),
     now: DateTime<Utc>,
     limit: i64,
+    claim: Claim,
 ) -> Result<Vec<OutboxRow>, StoreError> {
-    Ok(sqlx::query_as::<_, OutboxRow>(select_outbox!(
-        "WHERE status = 'pending' AND channel = $1 AND id >= $2 AND created_at <= $3 AND next_attempt_at <= $4 ORDER BY id LIMIT $5"
-    ))
-    .bind(channel)
-    .bind(first_id)
-    .bind(created_until)
-    .bind(millis(now))
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?)
+    let sql = format!(
+        "{}{}",
+        select_outbox!(
+            "WHERE status = 'pending' AND channel = $1 AND id >= $2 AND created_at <= $3 AND next_attempt_at <= $4 ORDER BY id LIMIT $5"
+        ),
+        claim.suffix()
+    );
+    Ok(sqlx::query_as::<_, OutboxRow>(sqlx::AssertSqlSafe(sql))
+        .bind(channel)
+        .bind(first_id)
+        .bind(created_until)
+        .bind(millis(now))
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?)
 }
 
 fn id_list(ids: &[i64]) -> String {

@@ -621,9 +621,10 @@ async fn a_misconfigured_channel_does_not_block_the_others() {
             .filter(|s| s.0 == "team")
             .all(|s| s.1 == "delivered")
     );
-    let status = dtswatch::cli::status::report(&setup.app.store, &[], chrono_tz::UTC)
-        .await
-        .unwrap();
+    let status =
+        dtswatch::cli::status::report(&setup.app.store, &[], chrono_tz::UTC, &Default::default())
+            .await
+            .unwrap();
     assert!(
         status.contains("broken") && status.contains("300005"),
         "{status}"

@@ -41,6 +41,23 @@ pub fn failed_job(id: &str, err: &str) -> dtswatch::sim::SimJob {
     )
 }
 
+/// A simulated job of one full-data step in `state` (`Failed` with an error).
+pub fn one_step_job(id: &str, state: &str) -> dtswatch::sim::SimJob {
+    dtswatch::sim::SimJob::fixed(
+        id,
+        "cn-hangzhou",
+        vec![dtswatch::sim::SimStep {
+            id: Some("s1".into()),
+            name: "全量迁移".into(),
+            code: Some("03".into()),
+            state: state.into(),
+            progress: 40,
+            err: (state == "Failed").then(|| "DTS-1020042 boom".to_string()),
+            ..Default::default()
+        }],
+    )
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -138,6 +155,17 @@ impl TestConfig {
         self.set("storage", "path", &format!("\"{}\"", path.display()))
     }
 
+    /// The database is PostgreSQL at `url` (no SQLite file).
+    pub fn postgres(self, url: &str) -> Self {
+        self.set("storage", "url", &format!("\"{url}\""))
+    }
+
+    fn has_url(&self) -> bool {
+        self.sections
+            .get("storage")
+            .is_some_and(|s| s.contains_key("url"))
+    }
+
     /// Replaces the account's keys with these lines (none: the credentials chain).
     pub fn keys(mut self, lines: &str) -> Self {
         self.account.retain(|l| !l.starts_with("access_key_"));
@@ -226,7 +254,11 @@ impl TestApp {
     /// `config` with its database in a fresh temp dir, credentials from `env`.
     pub async fn with_env(config: TestConfig, env: &Environment) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = config.db(&dir.path().join("dtswatch.db")).build();
+        let config = if config.has_url() {
+            config.build()
+        } else {
+            config.db(&dir.path().join("dtswatch.db")).build()
+        };
         Self::open(config, dir, env).await
     }
 
@@ -236,9 +268,7 @@ impl TestApp {
 
     /// A ready `config` (its database wherever it says), kept with `dir`.
     pub async fn open(config: Config, dir: tempfile::TempDir, env: &Environment) -> Self {
-        let store = Store::open(&config.storage.path)
-            .await
-            .expect("store opens");
+        let store = Store::connect(&config.storage).await.expect("store opens");
         let deliverer = Deliverer::new(store.clone(), &config).expect("channels build");
         let metrics = Arc::new(Metrics::new());
         let ctx = PollContext {

@@ -64,16 +64,42 @@ pub struct PgServer {
     _dir: tempfile::TempDir,
     pub port: u16,
     child: Mutex<Option<Child>>,
+    /// Serve TLS with `server.crt`/`server.key` beside the data directory.
+    tls: bool,
 }
 
 impl PgServer {
     /// initdb and start a cluster, or `None` (with the reason on stderr)
     /// where PostgreSQL is not installed.
     pub fn start() -> Option<Self> {
-        let bin = binaries()?;
+        Self::start_with(None)
+    }
+
+    /// A cluster that also serves TLS with this certificate and key (PEM).
+    pub fn start_tls(cert: &str, key: &str) -> Option<Self> {
+        Self::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Option<Self> {
+        let Some(bin) = binaries() else {
+            eprintln!(
+                "SKIPPED on PostgreSQL: no PostgreSQL binaries (.ci/run installs Debian's postgresql)"
+            );
+            return None;
+        };
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
+        if let Some((cert, key)) = tls {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::write(dir.path().join("server.crt"), cert).unwrap();
+            std::fs::write(dir.path().join("server.key"), key).unwrap();
+            std::fs::set_permissions(
+                dir.path().join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+        }
         if running_as_root() {
             let status = Command::new("chown")
                 .args(["-R", "nobody:nogroup"])
@@ -85,7 +111,16 @@ impl PgServer {
         let init = as_server_user(&bin.join("initdb"))
             .arg("-D")
             .arg(&data)
-            .args(["-U", "dtswatch", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+            .args([
+                "-U",
+                "dtswatch",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
             .output()
             .expect("initdb runs");
         assert!(
@@ -99,6 +134,7 @@ impl PgServer {
             _dir: dir,
             port: free_port(),
             child: Mutex::new(None),
+            tls: tls.is_some(),
         };
         server.run();
         Some(server)
@@ -117,9 +153,17 @@ impl PgServer {
             .arg(&self.data)
             .args(["-c", "listen_addresses=127.0.0.1"])
             .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
-            .args(["-c", "full_page_writes=off", "-c", "max_connections=300"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .args(["-c", "full_page_writes=off", "-c", "max_connections=300"]);
+        if self.tls {
+            let file = |name: &str| self.data.parent().unwrap().join(name).display().to_string();
+            command
+                .args(["-c", "ssl=on"])
+                .arg("-c")
+                .arg(format!("ssl_cert_file={}", file("server.crt")))
+                .arg("-c")
+                .arg(format!("ssl_key_file={}", file("server.key")));
+        }
+        command.stdout(Stdio::null()).stderr(Stdio::null());
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let child = command.spawn().expect("postgres starts");
@@ -199,7 +243,9 @@ pub fn database(test: &str) -> Option<String> {
     static SHARED: OnceLock<Option<PgServer>> = OnceLock::new();
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let Some(server) = SHARED.get_or_init(PgServer::start) else {
-        eprintln!("SKIPPED on PostgreSQL: no PostgreSQL binaries (.ci/run installs Debian's postgresql)");
+        eprintln!(
+            "SKIPPED on PostgreSQL: no PostgreSQL binaries (.ci/run installs Debian's postgresql)"
+        );
         return None;
     };
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -5,26 +5,10 @@
 
 use std::path::Path;
 
-use dtswatch::sim::{SimJob, SimOptions, SimStep, Simulator};
+use dtswatch::sim::{SimOptions, Simulator};
 use dtswatch::store::Store;
 
-use crate::helpers::{Running, TestConfig, eventually, isolated_env};
-
-fn job(id: &str, state: &str) -> SimJob {
-    SimJob::fixed(
-        id,
-        "cn-hangzhou",
-        vec![SimStep {
-            id: Some("s1".into()),
-            name: "全量迁移".into(),
-            code: Some("03".into()),
-            state: state.into(),
-            progress: 40,
-            err: (state == "Failed").then(|| "DTS-1020042 boom".to_string()),
-            ..Default::default()
-        }],
-    )
-}
+use crate::helpers::{Running, TestConfig, eventually, isolated_env, one_step_job};
 
 const RULES: &str = r#"
 [[accounts]]
@@ -121,7 +105,10 @@ async fn polled_jobs(db: &Path) -> i64 {
 #[tokio::test]
 async fn once_and_run_record_the_same_rows_for_the_same_jobs() {
     let sim = Simulator::start(SimOptions {
-        jobs: vec![job("dtsrunning", "Running"), job("dtsfailed", "Failed")],
+        jobs: vec![
+            one_step_job("dtsrunning", "Running"),
+            one_step_job("dtsfailed", "Failed"),
+        ],
         ..SimOptions::default()
     })
     .await

@@ -1,12 +1,14 @@
-//! Polls recorded in a real SQLite file through the real migrations: the
-//! change timeline, atomicity, restarts, retention and what a poll costs.
+//! Polls recorded through the real migrations, each test on both engines —
+//! a real SQLite file and a real PostgreSQL server (`pg.rs`): the change
+//! timeline, atomicity, restarts, retention; and what a poll costs in the
+//! SQLite file.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dtswatch::aliyun::{ApiError, ApiFailure};
 use dtswatch::cli::status;
-use dtswatch::config::JobConfig;
+use dtswatch::config::{JobConfig, Secret, StorageConfig};
 use dtswatch::dts::JobSnapshot;
 use dtswatch::dts::api::{self, Fetched};
 use dtswatch::poll::{RecordOnly, Recorder};
@@ -30,11 +32,80 @@ pub fn job(id: &str) -> JobConfig {
     }
 }
 
-pub async fn temp_store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("dtswatch.db")).await.unwrap();
-    (dir, store)
+/// The engines the store suite runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
 }
+
+/// A database of a test's own: a SQLite file in a temp dir, or a fresh
+/// database on the test PostgreSQL server.
+pub struct Db {
+    _dir: tempfile::TempDir,
+    pub storage: StorageConfig,
+}
+
+impl Db {
+    /// `None` (having said SKIPPED) where PostgreSQL is not installed.
+    pub fn new(engine: Engine, test: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let url = match engine {
+            Engine::Sqlite => None,
+            Engine::Postgres => Some(Secret::new(crate::pg::database(test)?)),
+        };
+        Some(Self {
+            storage: StorageConfig {
+                path: dir.path().join("dtswatch.db"),
+                url,
+                retention: Duration::from_secs(30 * 86_400),
+                prune_interval: Duration::from_secs(3_600),
+            },
+            _dir: dir,
+        })
+    }
+
+    /// Opens (creating and migrating) the database.
+    pub async fn open(&self) -> Store {
+        Store::connect(&self.storage).await.unwrap()
+    }
+
+    /// The test config's `[storage]` for this database.
+    pub fn configure(&self, config: TestConfig) -> TestConfig {
+        match &self.storage.url {
+            Some(url) => config.postgres(url.expose()),
+            None => config,
+        }
+    }
+}
+
+/// Runs each named `async fn(Engine)` as two tests: `NAME::sqlite` and `NAME::postgres`.
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name(super::Engine::Sqlite).await
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name(super::Engine::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
+on_both_engines!(
+    polling_the_lifecycle_yields_the_expected_timeline,
+    a_failure_before_commit_leaves_no_partial_rows,
+    a_restart_keeps_the_previous_snapshot,
+    a_failed_poll_records_its_failure_and_no_snapshot,
+    retention_prunes_old_polls_but_keeps_each_jobs_baseline,
+    garbage_collection_removes_unreferenced_snapshots,
+);
 
 async fn count(store: &Store, table: &str) -> i64 {
     let sql = match table {
@@ -81,10 +152,13 @@ fn at(seconds: i64) -> DateTime<Utc> {
         + chrono::Duration::seconds(seconds)
 }
 
-#[tokio::test]
-async fn polling_the_lifecycle_yields_the_expected_timeline() {
+async fn polling_the_lifecycle_yields_the_expected_timeline(engine: Engine) {
+    let Some(db) = Db::new(engine, "lifecycle") else {
+        return;
+    };
     let sim = Simulator::with_scenario(scenario::LIFECYCLE).await.unwrap();
-    let app = TestApp::new(TestConfig::new(&sim.endpoint()).job("dtsl1fecyc1e01")).await;
+    let app =
+        TestApp::new(db.configure(TestConfig::new(&sim.endpoint()).job("dtsl1fecyc1e01"))).await;
     let store = &app.store;
     let start = Utc::now() - chrono::Duration::minutes(30);
     for i in 0..24 {
@@ -152,9 +226,11 @@ async fn polling_the_lifecycle_yields_the_expected_timeline() {
     );
 }
 
-#[tokio::test]
-async fn a_failure_before_commit_leaves_no_partial_rows() {
-    let (_dir, store) = temp_store().await;
+async fn a_failure_before_commit_leaves_no_partial_rows(engine: Engine) {
+    let Some(db) = Db::new(engine, "atomic") else {
+        return;
+    };
+    let store = db.open().await;
     let recorder = Recorder::new(store.clone());
     let (_, mut jobs) = scenario::load(scenario::LIFECYCLE).unwrap();
     let sim_job = &mut jobs[0];
@@ -179,10 +255,24 @@ async fn a_failure_before_commit_leaves_no_partial_rows() {
         count(&store, "step_states").await,
     );
     // The poll row is written after the snapshot rows: make it fail, as a full disk would.
-    sqlx::query("CREATE TRIGGER fail_polls BEFORE INSERT ON polls BEGIN SELECT RAISE(ABORT, 'injected failure'); END")
-        .execute(store.pool())
-        .await
-        .unwrap();
+    let (create, drop) = match engine {
+        Engine::Sqlite => (
+            vec![
+                "CREATE TRIGGER fail_polls BEFORE INSERT ON polls BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+            ],
+            "DROP TRIGGER fail_polls",
+        ),
+        Engine::Postgres => (
+            vec![
+                "CREATE FUNCTION fail_polls() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$",
+                "CREATE TRIGGER fail_polls BEFORE INSERT ON polls FOR EACH ROW EXECUTE FUNCTION fail_polls()",
+            ],
+            "DROP TRIGGER fail_polls ON polls",
+        ),
+    };
+    for sql in create {
+        sqlx::query(sql).execute(store.pool()).await.unwrap();
+    }
     let error = recorder
         .record(
             &target,
@@ -204,10 +294,7 @@ async fn a_failure_before_commit_leaves_no_partial_rows() {
         before, after,
         "the new snapshot rows were rolled back with the poll"
     );
-    sqlx::query("DROP TRIGGER fail_polls")
-        .execute(store.pool())
-        .await
-        .unwrap();
+    sqlx::query(drop).execute(store.pool()).await.unwrap();
     // The baseline did not move: the same change is reported when the poll succeeds.
     let report = recorder
         .record(
@@ -235,15 +322,15 @@ async fn a_failure_before_commit_leaves_no_partial_rows() {
     );
 }
 
-#[tokio::test]
-async fn a_restart_keeps_the_previous_snapshot() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("dtswatch.db");
+async fn a_restart_keeps_the_previous_snapshot(engine: Engine) {
+    let Some(db) = Db::new(engine, "restart") else {
+        return;
+    };
     let (_, mut jobs) = scenario::load(scenario::LIFECYCLE).unwrap();
     let sim_job = &mut jobs[0];
     let target = job(&sim_job.id);
     {
-        let store = Store::open(&path).await.unwrap();
+        let store = db.open().await;
         let recorder = Recorder::new(store.clone());
         for i in 0..4 {
             let snapshot = next_snapshot(sim_job);
@@ -261,7 +348,7 @@ async fn a_restart_keeps_the_previous_snapshot() {
         }
         store.close().await;
     }
-    let store = Store::open(&path).await.unwrap();
+    let store = db.open().await;
     let recorder = Recorder::new(store.clone());
     let snapshot = next_snapshot(sim_job);
     let report = recorder
@@ -296,9 +383,11 @@ async fn a_restart_keeps_the_previous_snapshot() {
     );
 }
 
-#[tokio::test]
-async fn a_failed_poll_records_its_failure_and_no_snapshot() {
-    let (_dir, store) = temp_store().await;
+async fn a_failed_poll_records_its_failure_and_no_snapshot(engine: Engine) {
+    let Some(db) = Db::new(engine, "failed") else {
+        return;
+    };
+    let store = db.open().await;
     let recorder = Recorder::new(store.clone());
     let target = job("dtsfail");
     let failure: Result<Fetched, ApiFailure> = Err(ApiFailure {
@@ -326,7 +415,7 @@ async fn a_failed_poll_records_its_failure_and_no_snapshot() {
         .unwrap();
     assert!(report.changes.is_empty());
     let row: (String, Option<String>, Option<String>, i64, Option<i64>) = sqlx::query_as(
-        "SELECT outcome, error_code, request_id, attempts, snapshot FROM polls WHERE id = ?1",
+        "SELECT outcome, error_code, request_id, attempts, snapshot FROM polls WHERE id = $1",
     )
     .bind(report.poll_id)
     .fetch_one(store.pool())
@@ -346,9 +435,11 @@ async fn a_failed_poll_records_its_failure_and_no_snapshot() {
     assert_eq!(count(&store, "step_states").await, 0);
 }
 
-#[tokio::test]
-async fn retention_prunes_old_polls_but_keeps_each_jobs_baseline() {
-    let (_dir, store) = temp_store().await;
+async fn retention_prunes_old_polls_but_keeps_each_jobs_baseline(engine: Engine) {
+    let Some(db) = Db::new(engine, "retention") else {
+        return;
+    };
+    let store = db.open().await;
     let recorder = Recorder::new(store.clone());
     let mut sim_job = SimJob::generated("dtsbench", "cn-hangzhou", 2, 2);
     let quiet = job("dtsquiet");
@@ -422,16 +513,20 @@ async fn retention_prunes_old_polls_but_keeps_each_jobs_baseline() {
         retention::prune(&store, at(0)).await.unwrap(),
         retention::Pruned::default()
     );
-    let status = status::report(&store, &[], chrono_tz::UTC).await.unwrap();
+    let status = status::report(&store, &[], chrono_tz::UTC, &Default::default())
+        .await
+        .unwrap();
     assert!(
         status.contains("job dtsquiet") && status.contains("job dtsbench"),
         "{status}"
     );
 }
 
-#[tokio::test]
-async fn garbage_collection_removes_unreferenced_snapshots() {
-    let (_dir, store) = temp_store().await;
+async fn garbage_collection_removes_unreferenced_snapshots(engine: Engine) {
+    let Some(db) = Db::new(engine, "gc") else {
+        return;
+    };
+    let store = db.open().await;
     let recorder = Recorder::new(store.clone());
     let (_, mut jobs) = scenario::load(scenario::LIFECYCLE).unwrap();
     let sim_job = &mut jobs[0];

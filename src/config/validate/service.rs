@@ -155,7 +155,7 @@ pub(super) fn build_ha(raw: &RawHa, storage: &StorageConfig, errors: &mut Errors
     {
         errors.at(
             text.span(),
-            "ha.failover must be at least 3s: the lease is renewed every third of it",
+            "ha.failover must be at least 3s: a standby looks at the lease every fifth of it",
         );
     }
     let instance = raw

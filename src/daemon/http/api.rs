@@ -120,7 +120,8 @@ async fn openapi() -> Response {
 
 async fn status(State(state): State<ServerState>) -> ApiResult {
     let config = state.config();
-    let status = report::status::status(&state.store, &config.silences, Utc::now()).await?;
+    let status =
+        report::status::status(&state.store, &config.silences, &config.ha, Utc::now()).await?;
     answer(StatusCode::OK, &status)
 }
 

@@ -10,14 +10,56 @@ use chrono::Utc;
 
 use super::ServerState;
 use crate::metrics::{Gauge, Series};
-use crate::store::{StoreError, alerts, from_millis, outbox};
+use crate::store::{StoreError, alerts, from_millis, lease, outbox};
 use crate::text::utc_time;
 
 /// A pending notification older than this, already retried, means delivery is stuck.
 const OUTBOX_STUCK_AFTER: chrono::Duration = chrono::Duration::minutes(10);
 
-/// Health as a whole: polling works and the outbox is moving.
+/// Health as a whole: polling works and the outbox is moving. A standby
+/// (instances sharing PostgreSQL) is healthy while it can read the lease,
+/// that is, while it could take over.
 pub async fn check(state: &ServerState) -> Result<String, String> {
+    let leading = match &state.fence {
+        None => None,
+        Some(fence) => match fence.term() {
+            Some(term) => Some(format!("leader (term {term}) ")),
+            None => return standby(state).await,
+        },
+    };
+    leader_check(state)
+        .await
+        .map(|ok| format!("{}{ok}", leading.unwrap_or_default()))
+}
+
+async fn standby(state: &ServerState) -> Result<String, String> {
+    let lease = async {
+        let mut conn = state.store.pool().acquire().await?;
+        lease::read(&mut conn).await
+    }
+    .await
+    .map_err(|e: StoreError| {
+        format!(
+            "standby, and cannot read the leader lease: {}",
+            e.describe()
+        )
+    })?;
+    Ok(if lease.held() {
+        format!(
+            "standby: {} leads (term {}); its lease runs {} ms more",
+            lease.instance,
+            lease.term,
+            lease.expires_at.saturating_sub(lease.now)
+        )
+    } else {
+        format!(
+            "standby: no instance leads (last term {}); taking over",
+            lease.term
+        )
+    })
+}
+
+async fn leader_check(state: &ServerState) -> Result<String, String> {
     state.health.polling()?;
     state.health.storage()?;
     state.health.schedule(Utc::now())?;

@@ -55,6 +55,8 @@ pub struct ServerState {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub store: Store,
+    /// This instance's place in the leader lease (PostgreSQL only).
+    pub fence: Option<Arc<crate::store::lease::Fence>>,
     /// The running config (tokens, silences, locale), swapped on reload.
     pub(super) runtime: watch::Receiver<Arc<Runtime>>,
     /// Where `POST /api/v1/reload` asks the main loop to reload.

@@ -510,7 +510,9 @@ fn what(event: &Event) -> Line {
         Some(Fact::DeadNotifications { detail }) | Some(Fact::DatabaseReplaced { detail }) => {
             Some(detail.clone())
         }
-        Some(Fact::StoreUnwritable { problem }) => Some(problem.clone()),
+        Some(Fact::StoreUnwritable { problem }) | Some(Fact::NoLeader { problem }) => {
+            Some(problem.clone())
+        }
         Some(_) => None,
     };
     detail.map(|d| Line::new().data(d)).unwrap_or_default()

@@ -187,6 +187,13 @@ fn happened(fact: &Fact, status: EventStatus, locale: Locale) -> (Line, bool) {
             own("数据库无法写入"),
         )),
         Fact::StoreWritable => job(pick(own("Database written again"), own("数据库已恢复写入"))),
+        Fact::NoLeader { .. } => job(pick(
+            own("No dtswatch instance leads"),
+            own("没有 dtswatch 实例在主用"),
+        )),
+        Fact::LeaderAgain { instance } => {
+            job(pick(own("Leader again: "), own("已恢复主用实例：")).data(instance.clone()))
+        }
     }
 }
 

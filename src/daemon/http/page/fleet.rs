@@ -171,21 +171,25 @@ pub(super) async fn page(State(state): State<ServerState>) -> Response {
         locale: config.messages.locale,
         zone: config.messages.timezone,
     };
-    let status =
-        match crate::report::status::status(&state.store, &config.silences, chrono::Utc::now())
-            .await
-        {
-            Ok(status) => status,
-            Err(e) => {
-                return message(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &config,
-                    "database",
-                    &e.describe(),
-                    "/",
-                );
-            }
-        };
+    let status = match crate::report::status::status(
+        &state.store,
+        &config.silences,
+        &config.ha,
+        chrono::Utc::now(),
+    )
+    .await
+    {
+        Ok(status) => status,
+        Err(e) => {
+            return message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &config,
+                "database",
+                &e.describe(),
+                "/",
+            );
+        }
+    };
     let words = super::words::words(speech.locale);
     let (jobs, counts) = lines(&status.jobs, &status.alerts, speech, &words);
     let alerts: Vec<AlertView> = status
@@ -205,6 +209,7 @@ pub(super) async fn page(State(state): State<ServerState>) -> Response {
             counts => super::value(&counts),
             alerts => super::value(&alerts),
             outbox_dead,
+            ha => super::value(&status.ha),
             refresh => true,
         },
     )
