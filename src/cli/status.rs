@@ -129,6 +129,7 @@ fn ha_text(ha: &report::status::HaJson, zone: chrono_tz::Tz) -> String {
             ha.term,
             left as f64 / 1000.0
         ),
+        _ if ha.term == 0 => "leader: none yet — no instance has led this database\n".to_string(),
         _ => format!(
             "leader: none — the lease of term {} lapsed; a standby takes over within ha.failover\n",
             ha.term

@@ -87,6 +87,10 @@ impl Leadership {
         let mut gap = Gap::default();
         loop {
             let deadline = Instant::now() + self.tick();
+            let seen = match self.fence.term() {
+                Some(term) => self.renew(term, &leading).await,
+                None => self.try_to_lead(&leading).await,
+            };
             let heartbeat = lease::seen(
                 &self.store,
                 &self.fence.holder,
@@ -96,10 +100,6 @@ impl Leadership {
             if let Err(error) = self.bounded(heartbeat).await {
                 tracing::debug!(%error, "could not record this instance as running");
             }
-            let seen = match self.fence.term() {
-                Some(term) => self.renew(term, &leading).await,
-                None => self.try_to_lead(&leading).await,
-            };
             self.watch_gap(seen, &mut gap, &runtime).await;
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -257,7 +257,7 @@ impl Leadership {
             }
         }
         let runtime = runtime.borrow().clone();
-        let Some(config) = &runtime.config.watchdog else {
+        let Some(config) = runtime.config.watchdog.clone() else {
             return;
         };
         match (gap.since, gap.alerted) {
@@ -269,7 +269,10 @@ impl Leadership {
                     self.instance
                 );
                 tracing::error!(%problem, "no leader: alerting the watchdog's channels directly");
-                watchdog::send_no_leader(&runtime, config, Ok(problem), since).await;
+                // Sent beside the loop: a slow channel must not hold up the lease.
+                tokio::spawn(async move {
+                    watchdog::send_no_leader(&runtime, &config, Ok(problem), since).await;
+                });
                 gap.alerted = Some(since);
             }
             (None, Some(since)) => {
@@ -277,7 +280,9 @@ impl Leadership {
                     Some(_) => self.instance.clone(),
                     None => self.current_leader().await.unwrap_or_default(),
                 };
-                watchdog::send_no_leader(&runtime, config, Err(leader), since).await;
+                tokio::spawn(async move {
+                    watchdog::send_no_leader(&runtime, &config, Err(leader), since).await;
+                });
                 gap.alerted = None;
             }
             _ => {}
@@ -285,8 +290,11 @@ impl Leadership {
     }
 
     async fn current_leader(&self) -> Option<String> {
-        let mut conn = self.store.pool().acquire().await.ok()?;
-        lease::read(&mut conn).await.ok().map(|l| l.instance)
+        let read = async {
+            let mut conn = self.store.pool().acquire().await?;
+            lease::read(&mut conn).await
+        };
+        self.bounded(read).await.ok().map(|l| l.instance)
     }
 
     /// Lets the lease lapse now if this instance leads (a clean shutdown,

@@ -257,3 +257,50 @@ pub async fn instances(
 pub fn supported(store: &Store) -> bool {
     store.backend() == super::Backend::Postgres
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fence_leads_only_in_its_term_and_until_its_deadline() {
+        let fence = Fence::new("east#1".into());
+        assert_eq!(fence.term(), None);
+        assert!(!fence.leads_now());
+        fence.lead(4, Instant::now() + Duration::from_secs(60));
+        assert_eq!(fence.term(), Some(4));
+        assert!(fence.leads_now());
+        // Frozen past its lease: still term 4 until the loop notices, but it may not send.
+        fence.lead(4, Instant::now() - Duration::from_millis(1));
+        assert_eq!(fence.term(), Some(4));
+        assert!(!fence.leads_now());
+        fence.step_down();
+        assert_eq!(fence.term(), None);
+        assert!(!fence.leads_now());
+        assert!(
+            matches!(fenced(&fence.holder, Some(4)), StoreError::Fenced(m) if m.contains("term 4"))
+        );
+    }
+
+    #[test]
+    fn a_lease_is_held_until_it_expires_and_never_in_term_0() {
+        let lease = Lease {
+            holder: "east#1".into(),
+            instance: "east".into(),
+            term: 3,
+            acquired_at: 1_000,
+            renewed_at: 5_000,
+            expires_at: 20_000,
+            now: 19_999,
+        };
+        assert!(lease.held());
+        assert!(
+            !Lease {
+                now: 20_000,
+                ..lease.clone()
+            }
+            .held()
+        );
+        assert!(!Lease { term: 0, ..lease }.held());
+    }
+}

@@ -326,6 +326,36 @@ async fn two_instances_on_one_database_notify_each_change_once() {
     assert!(history.stdout.contains("Failed"), "{}", history.stdout);
     let outbox = run_cli(cluster.config_path(standby), &["outbox"]);
     assert_eq!(outbox.code, 0, "{}", outbox.stderr);
+    let added = run_cli(
+        cluster.config_path(standby),
+        &[
+            "silence",
+            "add",
+            "--job",
+            "dtsha00",
+            "--rule",
+            "step failed",
+            "--for",
+            "1h",
+            "--comment",
+            "from the standby's host",
+        ],
+    );
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let listed = run_cli(
+        cluster.config_path(leader.as_str()),
+        &["silence", "list", "--format", "json"],
+    );
+    let listed: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let silence = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["comment"] == "from the standby's host")
+        .expect("the silence is in the shared database");
+    let id = silence["id"].as_str().unwrap().to_string();
+    let expired = run_cli(cluster.config_path(standby), &["silence", "expire", &id]);
+    assert_eq!(expired.code, 0, "{}", expired.stderr);
     let once = run_cli(cluster.config_path(standby), &["once"]);
     assert_eq!(once.code, 1, "once refuses beside a leader");
     assert!(
