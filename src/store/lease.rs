@@ -211,7 +211,12 @@ pub async fn read(conn: &mut AnyConnection) -> Result<Lease, StoreError> {
     .await?)
 }
 
-/// Records that `holder` is running (every few seconds, leader or standby).
+/// How long an instance that stopped without saying so (killed, its host
+/// gone) stays in `ha_instances`: long enough to be looked into.
+const FORGET_AFTER_MS: i64 = 7 * 86_400_000;
+
+/// Records that `holder` is running (every few seconds, leader or standby),
+/// and forgets instances not seen for a week.
 pub async fn seen(
     store: &Store,
     holder: &str,
@@ -228,6 +233,10 @@ pub async fn seen(
     .bind(started_at)
     .execute(store.pool())
     .await?;
+    sqlx::query("DELETE FROM ha_instances WHERE seen_at < dtswatch_now_ms() - $1")
+        .bind(FORGET_AFTER_MS)
+        .execute(store.pool())
+        .await?;
     Ok(())
 }
 
@@ -240,7 +249,7 @@ pub async fn gone(store: &Store, holder: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Instances seen within `within_ms` of the server's clock, and forgets older ones.
+/// Instances seen within `within_ms` of the server's clock.
 pub async fn instances(
     conn: &mut AnyConnection,
     within_ms: i64,

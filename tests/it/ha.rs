@@ -438,6 +438,26 @@ async fn killing_the_leader_ten_times_loses_nothing() {
         dups.len() <= 10,
         "at most one duplicate per failover: {dups:?}"
     );
+    // The killed processes leave the instance list once unseen for 2 × failover.
+    eventually("status lists the two live instances", async || {
+        let status = run_cli(cluster.config_path("a"), &["status", "--format", "json"]);
+        let json: serde_json::Value = serde_json::from_str(&status.stdout).ok()?;
+        let mut roles: Vec<(String, String)> = json["ha"]["instances"]
+            .as_array()?
+            .iter()
+            .map(|i| {
+                (
+                    i["instance"].as_str().unwrap_or("").to_string(),
+                    i["role"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        roles.sort();
+        let names: Vec<&str> = roles.iter().map(|(n, _)| n.as_str()).collect();
+        let leaders = roles.iter().filter(|(_, r)| r == "leader").count();
+        (names == ["a", "b"] && leaders == 1).then_some(())
+    })
+    .await;
     failover_ms.sort();
     eprintln!(
         "FAILOVER kill→new lease over 10 failovers: p50 {} ms, max {} ms; duplicates {}",
